@@ -1,0 +1,55 @@
+"""What every model family must tell vlparity: where its vision tower is and how its LM takes image embeddings."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+
+class FamilyAdapter(ABC):
+    """Family-specific knowledge, kept out of paths and exporters.
+
+    Subclasses name the transformers classes of one ``model_type`` and compute the grid-dependent vision inputs with
+    transformers' own helpers (``transformers.vision_utils``), so that a path can feed them explicitly (and an
+    exporter can make them graph inputs).
+    """
+
+    model_type: ClassVar[str]
+    vision_prefix: ClassVar[str] = "model.visual."
+
+    @property
+    @abstractmethod
+    def model_class(self) -> type[nn.Module]:
+        """The ``*ForConditionalGeneration`` class."""
+
+    @property
+    @abstractmethod
+    def vision_class(self) -> type[nn.Module]:
+        """The vision tower's ``PreTrainedModel`` class (loadable on its own with ``from_pretrained``)."""
+
+    def vision_tower(self, model: nn.Module) -> nn.Module:
+        return model.model.visual
+
+    def detach_vision_tower(self, model: nn.Module, replacement: nn.Module) -> None:
+        model.model.visual = replacement
+
+    @abstractmethod
+    def grid_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, torch.Tensor]:
+        """Grid-dependent index tensors the vision tower would otherwise compute in Python loops."""
+
+    def encode_images(self, vision: nn.Module, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+        """Run a standalone vision tower with explicit grid inputs; one ``[tokens, hidden]`` tensor per image."""
+        output = vision(
+            pixel_values.to(vision.dtype), grid_thw=grid_thw, **self.grid_inputs(grid_thw, vision.config)
+        )
+        merge = vision.config.spatial_merge_size
+        sizes = (grid_thw.prod(-1) // merge**2).tolist()
+        return list(torch.split(output.pooler_output, sizes))
+
+    def encoder_outputs(self, embeddings: list[torch.Tensor]) -> dict[str, BaseModelOutputWithPooling]:
+        """The ``mm_encoder_outputs`` argument that makes the LM skip its own vision tower."""
+        return {"image": BaseModelOutputWithPooling(pooler_output=tuple(embeddings))}

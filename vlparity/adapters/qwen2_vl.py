@@ -1,0 +1,33 @@
+"""Qwen2-VL: every vision block attends within each image (no windows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import vision_utils
+
+from vlparity.adapters.base import FamilyAdapter
+
+
+class Qwen2_VLAdapter(FamilyAdapter):
+    model_type = "qwen2_vl"
+
+    @property
+    def model_class(self) -> type[nn.Module]:
+        from transformers import Qwen2VLForConditionalGeneration
+
+        return Qwen2VLForConditionalGeneration
+
+    @property
+    def vision_class(self) -> type[nn.Module]:
+        from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VisionTransformerPretrainedModel
+
+        return Qwen2VisionTransformerPretrainedModel
+
+    def grid_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, torch.Tensor]:
+        return {
+            "position_ids": vision_utils.get_vision_position_ids(grid_thw, vision_config.spatial_merge_size),
+            "cu_seqlens": vision_utils.get_vision_cu_seqlens(grid_thw),
+        }

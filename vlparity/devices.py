@@ -1,0 +1,46 @@
+"""Device and dtype resolution: ask for CUDA where there is none and you get an error, never a silent CPU run."""
+
+from __future__ import annotations
+
+import torch
+
+from vlparity.errors import DeviceUnavailableError, UsageError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``auto|cpu|cuda[:N]`` to a torch device that exists here."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(
+                f"--device {name}: no CUDA device is available on this machine "
+                f"(torch {torch.__version__}, cuda build {torch.version.cuda}). "
+                "Use --device cpu, or run on a machine with a GPU."
+            )
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) exist; use cuda:0 … "
+                f"cuda:{torch.cuda.device_count() - 1}."
+            )
+        return device
+    raise UsageError(f"--device {name!r} is not one of {', '.join(DEVICE_CHOICES)} (or cuda:N).")
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto`` is float32 on CPU (the bit-exact reference) and bfloat16 on CUDA."""
+    if name == "auto":
+        return torch.float32 if device.type == "cpu" else torch.bfloat16
+    if name not in DTYPE_CHOICES:
+        raise UsageError(f"--dtype {name!r} is not one of {', '.join(DTYPE_CHOICES)}.")
+    return getattr(torch, name)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

@@ -1,0 +1,34 @@
+"""Typed, expected failures. Each message names the offending file or argument and the remedy.
+
+The CLI maps every ``VlparityError`` to exit code 2 without a traceback; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class VlparityError(Exception):
+    """Base class of every expected failure (bad usage, bad input, unusable artefact)."""
+
+
+class UsageError(VlparityError):
+    """A command-line option or plugin option has a value that cannot work."""
+
+
+class DeviceUnavailableError(UsageError):
+    """The requested device (e.g. ``cuda``) does not exist on this machine."""
+
+
+class ModelNotFoundError(VlparityError):
+    """``--model`` is neither a usable local directory nor a resolvable hub id."""
+
+
+class UnsupportedModelError(VlparityError):
+    """The model's architecture has no adapter."""
+
+
+class InputFileError(VlparityError):
+    """An input file (image, prompt file) is missing or unreadable."""
+
+
+class ArtefactError(VlparityError):
+    """A written artefact (split checkpoint, export) is incomplete, corrupted or does not match its manifest."""

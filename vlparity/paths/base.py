@@ -1,0 +1,118 @@
+"""The one interface every path implements, plus stage timing. Paths run models; they never judge results."""
+
+from __future__ import annotations
+
+import resource
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from vlparity.adapters import FamilyAdapter, adapter_for
+from vlparity.inputs import Sample
+from vlparity.model_source import ModelSource
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Greedy continuation: the new tokens and, for each, the logits row that chose it."""
+
+    tokens: np.ndarray  # int64 [steps]
+    logits: np.ndarray  # float32 [steps, vocab]
+
+
+@dataclass
+class StageRecord:
+    seconds: float
+    peak_rss_bytes: int
+    cuda_peak_bytes: int | None
+
+
+@dataclass
+class StageTimer:
+    """Wall time and memory per named stage (``load``, ``preprocess``, ``vision_encode``, ``generate`` …)."""
+
+    device: torch.device
+    records: dict[str, list[StageRecord]] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        yield
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        self.records.setdefault(name, []).append(
+            StageRecord(
+                seconds=seconds,
+                # ru_maxrss is the process high-water mark in KiB on Linux: an upper bound for this stage.
+                peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                cuda_peak_bytes=torch.cuda.max_memory_allocated(self.device) if cuda else None,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class PathContext:
+    """What every path of one run shares: the source model, device, dtype and where artefacts are cached."""
+
+    source: ModelSource
+    device: torch.device
+    dtype: torch.dtype
+    cache_dir: Path
+
+    @cached_property
+    def adapter(self) -> FamilyAdapter:
+        return adapter_for(self.source.model_type, f"--model {self.source.reference}")
+
+
+class PathRunner(ABC):
+    """A way of running the model. ``prepare`` builds or loads artefacts lazily; the rest are pure queries."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, context: PathContext) -> None:
+        self.context = context
+        self.timer = StageTimer(context.device)
+        self._prepared = False
+
+    def prepare(self) -> None:
+        """Build or load everything the path needs; idempotent."""
+        if not self._prepared:
+            with self.timer.stage("load"):
+                self._prepare()
+            self._prepared = True
+
+    @abstractmethod
+    def _prepare(self) -> None: ...
+
+    @abstractmethod
+    def encode_images(self, sample: Sample) -> list[np.ndarray]:
+        """Image embeddings as fed to the LM: one float32 ``[tokens, hidden]`` array per image."""
+
+    @abstractmethod
+    def generate(self, sample: Sample, max_new_tokens: int) -> Generation:
+        """Greedy decoding of the sample's prompt."""
+
+    @abstractmethod
+    def score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
+        """Teacher-forced logits ``[len(tokens), vocab]``: row i predicts ``tokens[i]`` given the prompt and tokens[:i]."""
+
+    def artefact_bytes(self) -> int | None:
+        """Bytes on disk of what this path built (None when it reuses the source checkpoint)."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"description": self.description}
