@@ -48,4 +48,3 @@ def digest_of(value: Any) -> str:
 def clear_memo() -> None:
     """Forget memoised hashes (tests that rewrite a file within one mtime tick)."""
     _memo.clear()
-

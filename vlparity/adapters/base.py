@@ -41,11 +41,11 @@ class FamilyAdapter(ABC):
     def grid_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, torch.Tensor]:
         """Grid-dependent index tensors the vision tower would otherwise compute in Python loops."""
 
-    def encode_images(self, vision: nn.Module, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+    def encode_images(
+        self, vision: nn.Module, pixel_values: torch.Tensor, grid_thw: torch.Tensor
+    ) -> list[torch.Tensor]:
         """Run a standalone vision tower with explicit grid inputs; one ``[tokens, hidden]`` tensor per image."""
-        output = vision(
-            pixel_values.to(vision.dtype), grid_thw=grid_thw, **self.grid_inputs(grid_thw, vision.config)
-        )
+        output = vision(pixel_values.to(vision.dtype), grid_thw=grid_thw, **self.grid_inputs(grid_thw, vision.config))
         merge = vision.config.spatial_merge_size
         sizes = (grid_thw.prod(-1) // merge**2).tolist()
         return list(torch.split(output.pooler_output, sizes))

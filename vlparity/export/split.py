@@ -34,9 +34,7 @@ def language_state_dict(model: nn.Module, adapter: FamilyAdapter) -> dict[str, A
     }
 
 
-def write_split(
-    model: nn.Module, processor: Any, adapter: FamilyAdapter, source: ModelSource, out_dir: Path
-) -> Path:
+def write_split(model: nn.Module, processor: Any, adapter: FamilyAdapter, source: ModelSource, out_dir: Path) -> Path:
     """Save ``model`` (already loaded in the run's dtype) as a split artefact at ``out_dir``, atomically."""
 
     def build(tmp: Path) -> dict[str, Any]:

@@ -108,7 +108,7 @@ class PathRunner(ABC):
 
     @abstractmethod
     def score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
-        """Teacher-forced logits ``[len(tokens), vocab]``: row i predicts ``tokens[i]`` given the prompt and tokens[:i]."""
+        """Teacher-forced logits ``[len(tokens), vocab]``: row i predicts ``tokens[i]`` from prompt + ``tokens[:i]``."""
 
     def artefact_bytes(self) -> int | None:
         """Bytes on disk of what this path built (None when it reuses the source checkpoint)."""

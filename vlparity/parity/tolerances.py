@@ -1,0 +1,54 @@
+"""Tolerance profiles per path, read from the versioned ``tolerances.toml`` beside this module."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from vlparity.errors import UsageError
+
+TOLERANCES_FILE = Path(__file__).with_name("tolerances.toml")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Limits one path must meet against ``original``. ``tokens``: ``exact`` or ``topk`` (vLLM's rule)."""
+
+    vision_atol: float
+    vision_rtol: float
+    vision_min_cosine: float
+    tokens: Literal["exact", "topk"]
+    top_k: int
+    kl_max: float
+    same_top1_min: float
+    version: int
+
+
+def load_tolerances(path: Path = TOLERANCES_FILE) -> dict[str, Tolerance]:
+    with path.open("rb") as handle:
+        document = tomllib.load(handle)
+    defaults: dict[str, Any] = document.get("defaults", {})
+    names = {field.name for field in fields(Tolerance)}
+    profiles = {}
+    for path_name, table in document.get("paths", {}).items():
+        values = {**defaults, **table, "version": document["version"]}
+        unknown = values.keys() - names
+        missing = names - values.keys()
+        if unknown or missing or values["tokens"] not in ("exact", "topk"):
+            raise UsageError(
+                f"{path}: profile [paths.{path_name}] is invalid (unknown {sorted(unknown)}, missing "
+                f"{sorted(missing)}, tokens={values.get('tokens')!r}); fix the file."
+            )
+        profiles[path_name] = Tolerance(**values)
+    return profiles
+
+
+def tolerance_for(path_name: str, path: Path = TOLERANCES_FILE) -> Tolerance:
+    profiles = load_tolerances(path)
+    if path_name not in profiles:
+        raise UsageError(
+            f"{path}: no tolerance profile [paths.{path_name}]; add one (with where its numbers came from)."
+        )
+    return profiles[path_name]

@@ -1,0 +1,61 @@
+"""Turn comparisons into pass/fail with human-readable reasons. Pure: metrics and a tolerance in, a verdict out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vlparity.parity.tensors import TensorComparison
+from vlparity.parity.tokens import TeacherForcedComparison, TokenComparison
+from vlparity.parity.tolerances import Tolerance
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reasons: tuple[str, ...]  # empty when passed
+
+
+def judge_vision(comparison: TensorComparison, tolerance: Tolerance) -> Verdict:
+    reasons = []
+    if not comparison.shapes_match:
+        reasons.append(
+            f"shape {comparison.shape_candidate} != reference {comparison.shape_reference} (image token count or "
+            "hidden size differs)"
+        )
+    elif comparison.nonfinite_candidate or comparison.nonfinite_reference:
+        reasons.append(
+            f"non-finite values: {comparison.nonfinite_candidate} in candidate, "
+            f"{comparison.nonfinite_reference} in reference"
+        )
+    else:
+        if not comparison.allclose:
+            reasons.append(
+                f"{comparison.failing_elements} elements beyond atol={tolerance.vision_atol:g}/"
+                f"rtol={tolerance.vision_rtol:g}; max |Δ| {comparison.max_abs_err:.3g} at {comparison.worst_index} "
+                f"(reference {comparison.worst_reference:.6g}, candidate {comparison.worst_candidate:.6g}); "
+                f"atol {comparison.min_passing_atol:.3g} would pass"
+            )
+        if comparison.min_token_cosine < tolerance.vision_min_cosine:
+            reasons.append(f"min per-token cosine {comparison.min_token_cosine:.6f} < {tolerance.vision_min_cosine:g}")
+    return Verdict(passed=not reasons, reasons=tuple(reasons))
+
+
+def judge_tokens(tokens: TokenComparison, teacher_forced: TeacherForcedComparison, tolerance: Tolerance) -> Verdict:
+    reasons = []
+    if not tokens.exact:
+        where = (
+            f"first divergence at step {tokens.first_divergence}: reference {tokens.reference_token}, "
+            f"candidate {tokens.candidate_token}"
+        )
+        if tolerance.tokens == "exact":
+            reasons.append(f"tokens differ ({where}; match rate {tokens.match_rate:.2f})")
+        elif not (tokens.reference_in_candidate_topk and tokens.candidate_in_reference_topk):
+            reasons.append(f"{where}; not within each other's top-{tokens.top_k}")
+    if not teacher_forced.finite:
+        reasons.append("teacher-forced logits contain NaN/Inf or have another shape")
+    else:
+        if teacher_forced.kl_max > tolerance.kl_max:
+            reasons.append(f"teacher-forced KL max {teacher_forced.kl_max:.3g} > {tolerance.kl_max:g}")
+        if teacher_forced.same_top1_rate < tolerance.same_top1_min:
+            reasons.append(f"same-top-1 rate {teacher_forced.same_top1_rate:.3f} < {tolerance.same_top1_min:g}")
+    return Verdict(passed=not reasons, reasons=tuple(reasons))

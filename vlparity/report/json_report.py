@@ -1,0 +1,76 @@
+"""JSON rendering of a ``ParityReport`` (schema below), written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from vlparity.report.model import SCHEMA_VERSION, ParityReport
+
+
+def report_to_dict(report: ParityReport) -> dict[str, Any]:
+    """Schema v1: ``{schema_version, model, model_type, device, dtype, reference, passed, versions,
+    paths: {name: {passed, description, vision{max_abs_err,min_cosine,…}, tokens{exact,first_divergence,…},
+    timings{stage: {count,total,mean,median,min,max}}, artefact_bytes, checks[…]}}}``."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": report.model,
+        "model_type": report.model_type,
+        "device": report.device,
+        "dtype": report.dtype,
+        "reference": report.reference,
+        "passed": report.passed,
+        "versions": report.versions,
+        "paths": {
+            name: {
+                "passed": path.passed if name != report.reference else None,
+                "description": path.description,
+                "tolerance_version": path.tolerance_version,
+                "vision": path.vision_summary(),
+                "tokens": path.tokens_summary(),
+                "timings": path.timings,
+                "artefact_bytes": path.artefact_bytes,
+                "checks": [
+                    {
+                        "check": check.check,
+                        "sample": check.sample_id,
+                        "image_index": check.image_index,
+                        "passed": check.passed,
+                        "reasons": list(check.reasons),
+                        "metrics": check.metrics,
+                    }
+                    for check in path.checks
+                ],
+            }
+            for name, path in report.paths.items()
+        },
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/Inf are not JSON: write them as the strings "NaN", "Infinity", "-Infinity" (and say so in the docs)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def write_json_report(report: ParityReport, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_json_safe(report_to_dict(report)), indent=2, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

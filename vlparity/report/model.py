@@ -1,0 +1,102 @@
+"""The parity report: every check of every path, aggregated per path. Built by the session, rendered elsewhere."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One judged comparison: ``vision`` (one image of one sample) or ``tokens`` (one sample)."""
+
+    path: str
+    check: str
+    sample_id: str
+    image_index: int | None
+    passed: bool
+    reasons: tuple[str, ...]
+    metrics: dict[str, Any]
+
+
+@dataclass
+class PathReport:
+    name: str
+    description: str
+    checks: list[CheckResult] = field(default_factory=list)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    artefact_bytes: int | None = None
+    tolerance_version: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+    def _of(self, kind: str) -> list[CheckResult]:
+        return [check for check in self.checks if check.check == kind]
+
+    def vision_summary(self) -> dict[str, Any]:
+        checks = self._of("vision")
+        return {
+            "checks": len(checks),
+            "failed": sum(not check.passed for check in checks),
+            "max_abs_err": _worst(checks, "max_abs_err", max),
+            "min_cosine": _worst(checks, "min_token_cosine", min),
+        }
+
+    def tokens_summary(self) -> dict[str, Any]:
+        checks = self._of("tokens")
+        divergences = [c.metrics["first_divergence"] for c in checks if c.metrics["first_divergence"] is not None]
+        return {
+            "checks": len(checks),
+            "failed": sum(not check.passed for check in checks),
+            "exact": bool(checks) and all(check.metrics["exact"] for check in checks),
+            "first_divergence": min(divergences) if divergences else None,
+            "min_match_rate": _worst(checks, "match_rate", min),
+            "kl_max": _worst(checks, "kl_max", max),
+            "min_same_top1_rate": _worst(checks, "same_top1_rate", min),
+        }
+
+
+def _worst(checks: list[CheckResult], metric: str, pick: Any) -> float | None:
+    """Worst value of ``metric``; NaN wins (it is the worst thing a metric can be)."""
+    values = [check.metrics[metric] for check in checks if check.metrics.get(metric) is not None]
+    if not values:
+        return None
+    if any(isinstance(v, float) and math.isnan(v) for v in values):
+        return math.nan
+    return pick(values)
+
+
+def summarise_durations(seconds: list[float]) -> dict[str, float]:
+    return {
+        "count": len(seconds),
+        "total": sum(seconds),
+        "mean": statistics.fmean(seconds),
+        "median": statistics.median(seconds),
+        "min": min(seconds),
+        "max": max(seconds),
+    }
+
+
+@dataclass
+class ParityReport:
+    model: str
+    model_type: str
+    device: str
+    dtype: str
+    reference: str
+    versions: dict[str, str]
+    paths: dict[str, PathReport] = field(default_factory=dict)
+
+    @property
+    def candidates(self) -> list[PathReport]:
+        return [report for name, report in self.paths.items() if name != self.reference]
+
+    @property
+    def passed(self) -> bool:
+        return all(report.passed for report in self.candidates)

@@ -1,0 +1,50 @@
+"""Terminal rendering: one row per (path, check) with the worst metric and the verdict."""
+
+from __future__ import annotations
+
+from vlparity.report.model import ParityReport
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def render_table(report: ParityReport) -> str:
+    header = ("path", "check", "n", "failed", "worst", "verdict")
+    rows = []
+    for path in report.candidates:
+        vision, tokens = path.vision_summary(), path.tokens_summary()
+        if vision["checks"]:
+            worst = f"max|Δ| {_fmt(vision['max_abs_err'])}  min cos {_fmt(vision['min_cosine'])}"
+            rows.append((path.name, "vision", vision["checks"], vision["failed"], worst, vision["failed"] == 0))
+        if tokens["checks"]:
+            worst = (
+                f"exact {_fmt(tokens['exact'])}  1st div {_fmt(tokens['first_divergence'])}  "
+                f"KL max {_fmt(tokens['kl_max'])}  top1 {_fmt(tokens['min_same_top1_rate'])}"
+            )
+            rows.append((path.name, "tokens", tokens["checks"], tokens["failed"], worst, tokens["failed"] == 0))
+        if not path.checks:
+            rows.append((path.name, "-", 0, 0, "no checks ran", False))
+    cells = [header] + [(p, c, str(n), str(f), w, "PASS" if ok else "FAIL") for p, c, n, f, w, ok in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [f"vlparity: {report.model} ({report.model_type}) on {report.device}/{report.dtype} vs {report.reference}"]
+    for index, row in enumerate(cells):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    failures = [check for path in report.candidates for check in path.checks if not check.passed]
+    for check in failures[:20]:
+        lines.append(
+            f"FAIL {check.path} {check.check} [{check.sample_id}"
+            f"{'' if check.image_index is None else f' image {check.image_index}'}]: " + "; ".join(check.reasons)
+        )
+    if len(failures) > 20:
+        lines.append(f"… and {len(failures) - 20} more failing checks (see the JSON report)")
+    lines.append(f"overall: {'PASS' if report.passed else 'FAIL'}")
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""A parity session: builds paths lazily, runs samples through them once, judges against ``original``.
+
+Shared by the CLI and the pytest plugin, so both report the same numbers the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlparity.devices import dtype_name, resolve_device, resolve_dtype
+from vlparity.inputs import Sample
+from vlparity.manifest import library_versions
+from vlparity.model_source import resolve_model
+from vlparity.parity.tensors import compare_tensors
+from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
+from vlparity.parity.tolerances import Tolerance, tolerance_for
+from vlparity.parity.verdict import judge_tokens, judge_vision
+from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
+from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations
+
+log = logging.getLogger(__name__)
+DEFAULT_CACHE_DIR = Path(".vlparity-cache")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    paths: tuple[str, ...] = ("original", "split")
+    max_new_tokens: int = 16
+    cache_dir: Path = DEFAULT_CACHE_DIR
+
+
+@dataclass
+class _SampleOutputs:
+    embeddings: list[np.ndarray] | None = None
+    generation: Generation | None = None
+    teacher_forced: np.ndarray | None = None  # on the reference's tokens
+
+
+@dataclass
+class ParitySession:
+    settings: RunSettings
+    path_names: list[str] = field(init=False)
+    context: PathContext = field(init=False)
+    _runners: dict[str, PathRunner] = field(default_factory=dict, init=False)
+    _outputs: dict[tuple[str, Sample], _SampleOutputs] = field(default_factory=dict, init=False)
+    _results: dict[str, list[CheckResult]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.path_names = parse_path_names(self.settings.paths)
+        device = resolve_device(self.settings.device)
+        self.context = PathContext(
+            source=resolve_model(self.settings.model),
+            device=device,
+            dtype=resolve_dtype(self.settings.dtype, device),
+            cache_dir=Path(self.settings.cache_dir),
+        )
+        self.context.adapter  # noqa: B018 - fail fast on an unsupported architecture
+        self._tolerances = {name: tolerance_for(name) for name in self.candidates}
+
+    @property
+    def candidates(self) -> list[str]:
+        return [name for name in self.path_names if name != REFERENCE_PATH]
+
+    def runner(self, name: str) -> PathRunner:
+        if name not in self._runners:
+            log.info("preparing path %s", name)
+            runner = create_path(name, self.context)
+            runner.prepare()
+            self._runners[name] = runner
+        return self._runners[name]
+
+    def tolerance(self, name: str) -> Tolerance:
+        return self._tolerances[name]
+
+    def _outputs_of(self, name: str, sample: Sample) -> _SampleOutputs:
+        return self._outputs.setdefault((name, sample), _SampleOutputs())
+
+    def embeddings(self, name: str, sample: Sample) -> list[np.ndarray]:
+        outputs = self._outputs_of(name, sample)
+        if outputs.embeddings is None:
+            outputs.embeddings = self.runner(name).encode_images(sample)
+        return outputs.embeddings
+
+    def generation(self, name: str, sample: Sample) -> Generation:
+        outputs = self._outputs_of(name, sample)
+        if outputs.generation is None:
+            outputs.generation = self.runner(name).generate(sample, self.settings.max_new_tokens)
+        return outputs.generation
+
+    def teacher_forced(self, name: str, sample: Sample) -> np.ndarray:
+        outputs = self._outputs_of(name, sample)
+        if outputs.teacher_forced is None:
+            reference_tokens = self.generation(REFERENCE_PATH, sample).tokens
+            outputs.teacher_forced = self.runner(name).score(sample, reference_tokens)
+        return outputs.teacher_forced
+
+    def check_vision(self, name: str, sample: Sample) -> list[CheckResult]:
+        """Compare each image's embeddings of path ``name`` with ``original``'s; record and return the results."""
+        tolerance = self.tolerance(name)
+        reference, candidate = self.embeddings(REFERENCE_PATH, sample), self.embeddings(name, sample)
+        if len(reference) != len(candidate):
+            result = CheckResult(
+                name, "vision", sample.sample_id, None, False,
+                (f"{len(candidate)} image embeddings, reference has {len(reference)}",), {},
+            )  # fmt: skip
+            return self._record([result])
+        results = []
+        for index, (ref, cand) in enumerate(zip(reference, candidate, strict=True)):
+            comparison = compare_tensors(ref, cand, atol=tolerance.vision_atol, rtol=tolerance.vision_rtol)
+            verdict = judge_vision(comparison, tolerance)
+            metrics = asdict(comparison)
+            results.append(
+                CheckResult(name, "vision", sample.sample_id, index, verdict.passed, verdict.reasons, metrics)
+            )
+        return self._record(results)
+
+    def check_tokens(self, name: str, sample: Sample) -> CheckResult:
+        """Greedy tokens and teacher-forced distributions of path ``name`` vs ``original``."""
+        tolerance = self.tolerance(name)
+        reference, candidate = self.generation(REFERENCE_PATH, sample), self.generation(name, sample)
+        tokens = compare_tokens(
+            reference.tokens, candidate.tokens, reference.logits, candidate.logits, top_k=tolerance.top_k
+        )
+        teacher_forced = compare_teacher_forced(
+            self.teacher_forced(REFERENCE_PATH, sample), self.teacher_forced(name, sample), reference.tokens
+        )
+        verdict = judge_tokens(tokens, teacher_forced, tolerance)
+        metrics: dict[str, Any] = {**asdict(tokens), **asdict(teacher_forced)}
+        metrics["reference_tokens"] = reference.tokens.tolist()
+        metrics["candidate_tokens"] = candidate.tokens.tolist()
+        result = CheckResult(name, "tokens", sample.sample_id, None, verdict.passed, verdict.reasons, metrics)
+        return self._record([result])[0]
+
+    def _record(self, results: list[CheckResult]) -> list[CheckResult]:
+        for result in results:
+            self._results.setdefault(result.path, []).append(result)
+        return results
+
+    def run(self, samples: list[Sample]) -> ParityReport:
+        """Every check of every candidate path on every sample."""
+        for name in self.candidates:
+            for sample in samples:
+                if sample.images:
+                    self.check_vision(name, sample)
+                self.check_tokens(name, sample)
+        return self.report()
+
+    def report(self) -> ParityReport:
+        source = self.context.source
+        report = ParityReport(
+            model=source.reference,
+            model_type=source.model_type,
+            device=str(self.context.device),
+            dtype=dtype_name(self.context.dtype),
+            reference=REFERENCE_PATH,
+            versions=library_versions(),
+        )
+        for name in self.path_names:
+            runner = self._runners.get(name)
+            path_report = PathReport(
+                name=name,
+                description=runner.description if runner else "",
+                checks=list(self._results.get(name, [])),
+                tolerance_version=self._tolerances[name].version if name in self._tolerances else None,
+            )
+            if runner is not None:
+                path_report.timings = {
+                    stage: summarise_durations([record.seconds for record in records])
+                    for stage, records in runner.timer.records.items()
+                }
+                path_report.artefact_bytes = runner.artefact_bytes()
+            report.paths[name] = path_report
+        return report
