@@ -31,6 +31,11 @@ class Sample:
         slug = re.sub(r"[^a-z0-9]+", "-", self.prompt.lower()).strip("-")[:40]
         return f"{stems}|{slug}"
 
+    def validate(self) -> None:
+        """Open every image now, so a bad file fails before any model work starts."""
+        for path in self.images:
+            load_image(path)
+
     def messages(self) -> list[dict[str, Any]]:
         content: list[dict[str, Any]] = [{"type": "image"} for _ in self.images]
         content.append({"type": "text", "text": self.prompt})

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vlparity.devices import dtype_name, resolve_device, resolve_dtype
+from vlparity.errors import UsageError
 from vlparity.inputs import Sample
 from vlparity.manifest import library_versions
 from vlparity.model_source import resolve_model
@@ -68,6 +69,14 @@ class ParitySession:
     @property
     def candidates(self) -> list[str]:
         return [name for name in self.path_names if name != REFERENCE_PATH]
+
+    def use_runner(self, runner: PathRunner) -> None:
+        """Judge ``runner`` (e.g. one over an artefact built elsewhere) under its path's name and tolerance."""
+        if runner.name not in self.path_names:
+            raise UsageError(f"path {runner.name!r} is not enabled in this session ({', '.join(self.path_names)}).")
+        runner.prepare()
+        self._runners[runner.name] = runner
+        self._outputs = {key: value for key, value in self._outputs.items() if key[0] != runner.name}
 
     def runner(self, name: str) -> PathRunner:
         if name not in self._runners:
@@ -144,10 +153,12 @@ class ParitySession:
             self._results.setdefault(result.path, []).append(result)
         return results
 
-    def run(self, samples: list[Sample]) -> ParityReport:
+    def run(self, samples: list[Sample], progress: bool = False) -> ParityReport:
         """Every check of every candidate path on every sample."""
         for name in self.candidates:
-            for sample in samples:
+            for index, sample in enumerate(samples, start=1):
+                if progress:
+                    log.info("%s: sample %d/%d %s", name, index, len(samples), sample.sample_id)
                 if sample.images:
                     self.check_vision(name, sample)
                 self.check_tokens(name, sample)

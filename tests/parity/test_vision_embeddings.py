@@ -1,0 +1,17 @@
+"""Every candidate path's image embeddings match ``original``'s within that path's tolerance profile."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.parity.samples import VISION_SAMPLES, sample_ids
+from vlparity.inputs import Sample
+from vlparity.session import ParitySession
+
+
+@pytest.mark.parametrize("sample", VISION_SAMPLES, ids=sample_ids(VISION_SAMPLES))
+def test_vision_embeddings_match_original(parity_session: ParitySession, candidate_path: str, sample: Sample) -> None:
+    results = parity_session.check_vision(candidate_path, sample)
+    assert len(results) == len(sample.images)
+    failures = [f"image {r.image_index}: {'; '.join(r.reasons)}" for r in results if not r.passed]
+    assert not failures, "\n".join(failures)

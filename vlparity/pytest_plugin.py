@@ -1,0 +1,101 @@
+"""pytest plugin (registered as ``pytest11: vlparity``): options, a session-scoped ``parity_session`` fixture,
+``candidate_path`` parametrization, and the parity table / JSON report at the end of the run.
+
+Thin on purpose: all running and judging happens in ``vlparity.session``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vlparity.devices import DTYPE_CHOICES, resolve_device
+from vlparity.errors import VlparityError
+from vlparity.paths import REFERENCE_PATH, parse_path_names
+from vlparity.session import DEFAULT_CACHE_DIR, ParitySession, RunSettings
+
+SESSION_KEY = pytest.StashKey[ParitySession]()
+OPTIONS = {
+    # option: (ini name, default, help)
+    "model": ("vlparity_model", None, "checkpoint dir or hub id (default: bundled Qwen2.5-VL fixture)"),
+    "device": ("vlparity_device", "auto", "auto, cpu, cuda or cuda:N; cuda without a GPU is a usage error"),
+    "dtype": ("vlparity_dtype", "auto", f"one of {', '.join(DTYPE_CHOICES)} (auto: float32 on CPU)"),
+    "paths": ("vlparity_paths", "original,split", "comma-separated paths to compare against original, or all"),
+    "parity-report": ("vlparity_report", None, "write the parity report (JSON) to this file"),
+    "max-new-tokens": ("vlparity_max_new_tokens", "16", "greedy tokens generated per sample"),
+    "vlparity-cache-dir": ("vlparity_cache_dir", str(DEFAULT_CACHE_DIR), "artefact cache (relative to rootdir)"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vlparity", "vlparity: vision-language model parity")
+    for option, (ini, default, help_text) in OPTIONS.items():
+        group.addoption(f"--{option}", dest=ini, default=None, help=f"{help_text} [ini: {ini}]")
+        parser.addini(ini, help=help_text, default=default)
+
+
+def _option(config: pytest.Config, option: str) -> str | None:
+    ini = OPTIONS[option][0]
+    value = config.getoption(ini)
+    return value if value is not None else config.getini(ini)
+
+
+def settings_from_config(config: pytest.Config) -> RunSettings:
+    cache_dir = Path(str(_option(config, "vlparity-cache-dir")))
+    try:
+        max_new_tokens = int(str(_option(config, "max-new-tokens")))
+    except ValueError:
+        raise pytest.UsageError(f"--max-new-tokens {_option(config, 'max-new-tokens')!r}: not an integer") from None
+    return RunSettings(
+        model=_option(config, "model"),
+        device=str(_option(config, "device")),
+        dtype=str(_option(config, "dtype")),
+        paths=tuple(str(_option(config, "paths")).split(",")),
+        max_new_tokens=max_new_tokens,
+        cache_dir=cache_dir if cache_dir.is_absolute() else config.rootpath / cache_dir,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Reject impossible options before collection: asking for CUDA without one is an error, not a skip."""
+    settings = settings_from_config(config)
+    try:
+        resolve_device(settings.device)
+        parse_path_names(settings.paths)
+    except VlparityError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "candidate_path" in metafunc.fixturenames:
+        names = [n for n in parse_path_names(settings_from_config(metafunc.config).paths) if n != REFERENCE_PATH]
+        metafunc.parametrize("candidate_path", names, ids=names, scope="session")
+
+
+@pytest.fixture(scope="session")
+def parity_session(request: pytest.FixtureRequest) -> ParitySession:
+    """The run's one ``ParitySession``: paths are built once and every parity test records into it."""
+    config = request.config
+    if SESSION_KEY not in config.stash:
+        try:
+            config.stash[SESSION_KEY] = ParitySession(settings_from_config(config))
+        except VlparityError as exc:
+            pytest.fail(f"vlparity: {exc}", pytrace=False)
+    return config.stash[SESSION_KEY]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return
+    from vlparity.report.table import render_table
+
+    terminalreporter.section("vlparity parity summary")
+    terminalreporter.write_line(render_table(session.report()))
+    report_path = _option(config, "parity-report")
+    if report_path:
+        from vlparity.report.json_report import write_json_report
+
+        written = write_json_report(session.report(), Path(report_path))
+        terminalreporter.write_line(f"parity report written to {written}")
