@@ -1,0 +1,53 @@
+"""Artefacts appear atomically with a manifest, and a load refuses files that no longer match it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vlparity.errors import ArtefactError
+from vlparity.hashing import clear_memo
+from vlparity.manifest import MANIFEST_NAME, verify_manifest, write_artefact
+
+
+def _build(tmp: Path) -> dict:
+    (tmp / "weights.bin").write_bytes(b"\x00" * 16)
+    return {"source_model": "unit"}
+
+
+def test_written_artefact_verifies(tmp_path: Path) -> None:
+    artefact = write_artefact(tmp_path / "a", "unit", _build)
+    manifest = verify_manifest(artefact, "unit")
+    assert set(manifest["files"]) == {"weights.bin"} and manifest["source_model"] == "unit"
+    assert "torch" in manifest["versions"]
+
+
+def test_modified_file_is_refused(tmp_path: Path) -> None:
+    artefact = write_artefact(tmp_path / "a", "unit", _build)
+    (artefact / "weights.bin").write_bytes(b"\x01" * 16)
+    clear_memo()
+    with pytest.raises(ArtefactError, match=r"sha256 mismatch \['weights.bin'\]"):
+        verify_manifest(artefact, "unit")
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    artefact = write_artefact(tmp_path / "a", "unit", _build)
+    (artefact / "weights.bin").unlink()
+    with pytest.raises(ArtefactError, match="missing"):
+        verify_manifest(artefact, "unit")
+
+
+def test_directory_without_manifest_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtefactError, match=MANIFEST_NAME):
+        verify_manifest(tmp_path, "unit")
+
+
+def test_interrupted_build_leaves_nothing_behind(tmp_path: Path) -> None:
+    def failing(tmp: Path) -> dict:
+        (tmp / "half.bin").write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_artefact(tmp_path / "a", "unit", failing)
+    assert list(tmp_path.iterdir()) == []

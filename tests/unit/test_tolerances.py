@@ -1,0 +1,41 @@
+"""The versioned tolerance file parses, covers every path, and rejects malformed profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vlparity.errors import UsageError
+from vlparity.parity.tolerances import TOLERANCES_FILE, load_tolerances, tolerance_for
+from vlparity.paths import PATHS, REFERENCE_PATH
+
+
+def test_every_candidate_path_has_a_profile() -> None:
+    profiles = load_tolerances()
+    assert set(PATHS) - {REFERENCE_PATH} <= set(profiles)
+
+
+def test_every_number_has_a_comment_saying_where_it_came_from() -> None:
+    lines = TOLERANCES_FILE.read_text().splitlines()
+    for index, line in enumerate(lines):
+        if "=" in line and not line.lstrip().startswith("#") and not line.startswith("version"):
+            previous = lines[index - 1].lstrip() if index else ""
+            assert "#" in line or previous.startswith("#"), f"uncommented tolerance: {line!r}"
+
+
+def test_split_profile_demands_bit_exactness() -> None:
+    split = tolerance_for("split")
+    assert (split.vision_atol, split.vision_rtol, split.kl_max, split.tokens) == (0.0, 0.0, 0.0, "exact")
+
+
+def test_malformed_profile_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "tolerances.toml"
+    bad.write_text('version = 1\n[paths.split]\nvision_atol = 0.0\ntokens = "roughly"\n')
+    with pytest.raises(UsageError, match=r"\[paths.split\] is invalid"):
+        load_tolerances(bad)
+
+
+def test_unknown_path_has_no_profile() -> None:
+    with pytest.raises(UsageError, match="no tolerance profile"):
+        tolerance_for("does-not-exist")
