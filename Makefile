@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine (Python 3.11): both create or reuse .venv/ in the repo root.
+#   make demo   run the main job on the bundled fixture model (original vs split), write out/report.json
+#   make test   run the whole test suite
+# .ci/run runs `make test` verbatim.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+
+.PHONY: demo test lint venv fixtures
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	# constraints.txt pins what CI tested (torch 2.14.1 + torchvision 0.29.1 install from this machine's disk)
+	$(VENV)/bin/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+demo: venv
+	HF_HUB_OFFLINE=1 $(VENV)/bin/vlparity run --report-json out/report.json
+
+test: venv
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+fixtures: venv
+	$(VENV)/bin/python fixtures/build_fixtures.py
