@@ -1,0 +1,32 @@
+"""The same parity checks on a CUDA device, in float32 and bfloat16. Skipped (with the reason) without a GPU."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from tests.parity.samples import FIRST_PROMPT, IMAGES
+from vlparity.inputs import Sample
+from vlparity.session import ParitySession
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_split_matches_original_on_cuda(parity_session: ParitySession, dtype: str) -> None:
+    settings = dataclasses.replace(parity_session.settings, device="cuda", dtype=dtype, paths=("original", "split"))
+    session = ParitySession(settings)
+    report = session.run([Sample((IMAGES[2],), FIRST_PROMPT), Sample((IMAGES[0], IMAGES[3]), FIRST_PROMPT)])
+    failures = [f"{c.check} {c.sample_id}: {c.reasons}" for c in report.paths["split"].checks if not c.passed]
+    assert report.device.startswith("cuda")
+    assert not failures, "\n".join(failures)
+
+
+def test_cuda_stages_record_peak_gpu_memory(parity_session: ParitySession) -> None:
+    session = ParitySession(dataclasses.replace(parity_session.settings, device="cuda", paths=("original", "split")))
+    runner = session.runner("split")
+    runner.encode_images(Sample((IMAGES[0],), FIRST_PROMPT))
+    records = runner.timer.records["vision_encode"]
+    assert records and all(record.cuda_peak_bytes and record.cuda_peak_bytes > 0 for record in records)

@@ -1,0 +1,65 @@
+"""The split artefact: safetensors only (no pickle), a complete manifest, and an LM that holds no vision weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vlparity.manifest import MANIFEST_NAME
+from vlparity.model_source import resolve_model
+from vlparity.paths.base import PathContext
+from vlparity.paths.split import SplitPath, VisionTowerRemoved
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> SplitPath:
+    context = PathContext(resolve_model(None), torch.device("cpu"), torch.float32, tmp_path_factory.mktemp("cache"))
+    runner = SplitPath(context)
+    runner.prepare()
+    return runner
+
+
+def test_layout_is_vision_language_and_manifest(split: SplitPath) -> None:
+    root = split.artefact_dir
+    assert (root / "vision" / "model.safetensors").is_file() and (root / "vision" / "config.json").is_file()
+    assert (root / "vision" / "preprocessor_config.json").is_file()
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja"):
+        assert (root / "language" / name).is_file(), name
+
+
+def test_no_pickle_files_anywhere(split: SplitPath) -> None:
+    suffixes = {path.suffix for path in split.artefact_dir.rglob("*") if path.is_file()}
+    assert not suffixes & {".pt", ".pth", ".bin", ".pkl", ".pickle"}
+
+
+def test_manifest_records_every_file_versions_and_source(split: SplitPath) -> None:
+    manifest = json.loads((split.artefact_dir / MANIFEST_NAME).read_text())
+    files = {p.relative_to(split.artefact_dir).as_posix() for p in split.artefact_dir.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == files - {MANIFEST_NAME}
+    assert all(len(digest) == 64 for digest in manifest["files"].values())
+    assert {"torch", "transformers", "safetensors"} <= set(manifest["versions"])
+    assert Path(manifest["source_model"]).name == "qwen2_5_vl" and len(manifest["source_sha256"]) == 64
+
+
+def test_language_model_holds_no_vision_weights(split: SplitPath) -> None:
+    assert isinstance(split.language.model.visual, VisionTowerRemoved)
+    assert not [key for key in split.language.state_dict() if "visual" in key]
+    assert not any(tensor.is_meta for tensor in split.language.state_dict().values())
+    assert not any(buffer.is_meta for buffer in split.language.buffers())
+
+
+def test_language_weights_file_has_no_vision_tensors(split: SplitPath) -> None:
+    from safetensors import safe_open
+
+    with safe_open(split.artefact_dir / "language" / "model.safetensors", "pt") as handle:
+        assert not [key for key in handle.keys() if "visual" in key]  # noqa: SIM118
+
+
+def test_second_prepare_reuses_the_cached_artefact(split: SplitPath) -> None:
+    again = SplitPath(split.context)
+    again.prepare()
+    assert again.artefact_dir == split.artefact_dir
+    assert "build" not in again.timer.records
