@@ -13,6 +13,7 @@ import pytest
 from vlparity.devices import DTYPE_CHOICES, resolve_device
 from vlparity.errors import VlparityError
 from vlparity.paths import REFERENCE_PATH, parse_path_names
+from vlparity.runtime.ort import OrtOptions, parse_provider_options, requested_provider
 from vlparity.session import DEFAULT_CACHE_DIR, ParitySession, RunSettings
 
 SESSION_KEY = pytest.StashKey[ParitySession]()
@@ -21,17 +22,21 @@ OPTIONS = {
     "model": ("vlparity_model", None, "checkpoint dir or hub id (default: bundled Qwen2.5-VL fixture)"),
     "device": ("vlparity_device", "auto", "auto, cpu, cuda or cuda:N; cuda without a GPU is a usage error"),
     "dtype": ("vlparity_dtype", "auto", f"one of {', '.join(DTYPE_CHOICES)} (auto: float32 on CPU)"),
-    "paths": ("vlparity_paths", "original,split", "comma-separated paths to compare against original, or all"),
+    "paths": ("vlparity_paths", "all", "comma-separated paths to compare against original, or all"),
     "parity-report": ("vlparity_report", None, "write the parity report (JSON) to this file"),
     "max-new-tokens": ("vlparity_max_new_tokens", "16", "greedy tokens generated per sample"),
     "vlparity-cache-dir": ("vlparity_cache_dir", str(DEFAULT_CACHE_DIR), "artefact cache (relative to rootdir)"),
+    "ep": ("vlparity_ep", "cpu", "ONNX Runtime execution provider: cpu, cuda, vitisai or auto"),
+    "ep-option": ("vlparity_ep_options", "", "comma-separated KEY=VALUE provider options"),
+    "allow-ep-fallback": ("vlparity_allow_ep_fallback", "false", "true: accept an EP that executed no node"),
 }
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("vlparity", "vlparity: vision-language model parity")
     for option, (ini, default, help_text) in OPTIONS.items():
-        group.addoption(f"--{option}", dest=ini, default=None, help=f"{help_text} [ini: {ini}]")
+        flag = {"action": "store_const", "const": "true"} if default == "false" else {}
+        group.addoption(f"--{option}", dest=ini, default=None, help=f"{help_text} [ini: {ini}]", **flag)
         parser.addini(ini, help=help_text, default=default)
 
 
@@ -54,6 +59,11 @@ def settings_from_config(config: pytest.Config) -> RunSettings:
         paths=tuple(str(_option(config, "paths")).split(",")),
         max_new_tokens=max_new_tokens,
         cache_dir=cache_dir if cache_dir.is_absolute() else config.rootpath / cache_dir,
+        ort=OrtOptions(
+            ep=str(_option(config, "ep")),
+            provider_options=parse_provider_options([i for i in str(_option(config, "ep-option")).split(",") if i]),
+            allow_fallback=str(_option(config, "allow-ep-fallback")).lower() in ("1", "true", "yes"),
+        ),
     )
 
 
@@ -63,6 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         resolve_device(settings.device)
         parse_path_names(settings.paths)
+        requested_provider(settings.ort)
     except VlparityError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -20,12 +20,34 @@ from vlparity.model_source import resolve_model
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, tolerance_for
-from vlparity.parity.verdict import judge_tokens, judge_vision
+from vlparity.parity.verdict import first_failing, judge_tokens, judge_vision
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations
+from vlparity.runtime.ort import OrtOptions
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path(".vlparity-cache")
+
+
+THIRD_OPINION_MAX_PATCHES = 2048  # onnx.reference is pure numpy: keep it to small inputs
+
+
+def _describe_diagnosis(diagnosis: dict[str, Any]) -> tuple[str, ...]:
+    lines = []
+    if "first_diverging_block" in diagnosis:
+        block = diagnosis["first_diverging_block"]
+        lines.append(
+            f"first diverging vision block: {block}"
+            if block is not None
+            else "all vision blocks agree: the divergence starts in the merger or the output reordering"
+        )
+    if "attribution" in diagnosis:
+        lines.append(
+            "onnx.reference agrees with PyTorch, ONNX Runtime does not: a runtime problem"
+            if diagnosis["attribution"] == "onnxruntime"
+            else "onnx.reference disagrees with PyTorch too: the exported graph is wrong (exporter problem)"
+        )
+    return tuple(lines)
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,7 @@ class RunSettings:
     paths: tuple[str, ...] = ("original", "split")
     max_new_tokens: int = 16
     cache_dir: Path = DEFAULT_CACHE_DIR
+    ort: OrtOptions = field(default_factory=OrtOptions)
 
 
 @dataclass
@@ -62,6 +85,7 @@ class ParitySession:
             device=device,
             dtype=resolve_dtype(self.settings.dtype, device),
             cache_dir=Path(self.settings.cache_dir),
+            ort=self.settings.ort,
         )
         self.context.adapter  # noqa: B018 - fail fast on an unsupported architecture
         self._tolerances = {name: tolerance_for(name) for name in self.candidates}
@@ -122,14 +146,40 @@ class ParitySession:
             )  # fmt: skip
             return self._record([result])
         results = []
+        diagnosis: dict[str, Any] | None = None
         for index, (ref, cand) in enumerate(zip(reference, candidate, strict=True)):
             comparison = compare_tensors(ref, cand, atol=tolerance.vision_atol, rtol=tolerance.vision_rtol)
             verdict = judge_vision(comparison, tolerance)
-            metrics = asdict(comparison)
-            results.append(
-                CheckResult(name, "vision", sample.sample_id, index, verdict.passed, verdict.reasons, metrics)
-            )
+            metrics, reasons = asdict(comparison), verdict.reasons
+            if not verdict.passed:
+                diagnosis = diagnosis if diagnosis is not None else self.diagnose_vision(name, sample)
+                metrics.update(diagnosis)
+                reasons = (*reasons, *_describe_diagnosis(diagnosis))
+            results.append(CheckResult(name, "vision", sample.sample_id, index, verdict.passed, reasons, metrics))
         return self._record(results)
+
+    def diagnose_vision(self, name: str, sample: Sample) -> dict[str, Any]:
+        """Where an embedding mismatch starts: the first diverging vision block (PyTorch hooks vs the candidate's
+        own block outputs) and, for ONNX on small inputs, whether the exporter or the runtime is at fault."""
+        candidate, reference = self.runner(name), self.runner(REFERENCE_PATH)
+        tolerance = self.tolerance(name)
+        diagnosis: dict[str, Any] = {}
+        if hasattr(candidate, "vision_block_outputs"):
+            pairs = zip(reference.vision_block_outputs(sample), candidate.vision_block_outputs(sample), strict=True)
+            comparisons = [compare_tensors(r, c, tolerance.vision_atol, tolerance.vision_rtol) for r, c in pairs]
+            block = first_failing(comparisons, tolerance)
+            diagnosis["first_diverging_block"] = block
+            diagnosis["block_max_abs_err"] = [c.max_abs_err for c in comparisons]
+        reference_embeddings = self.embeddings(REFERENCE_PATH, sample)
+        patches = sum(embedding.shape[0] for embedding in reference_embeddings) * 4
+        if hasattr(candidate, "reference_evaluator_embeddings") and patches <= THIRD_OPINION_MAX_PATCHES:
+            third = candidate.reference_evaluator_embeddings(sample)
+            exporter_ok = len(third) == len(reference_embeddings) and all(
+                judge_vision(compare_tensors(r, t, tolerance.vision_atol, tolerance.vision_rtol), tolerance).passed
+                for r, t in zip(reference_embeddings, third, strict=True)
+            )
+            diagnosis["attribution"] = "onnxruntime" if exporter_ok else "exporter"
+        return diagnosis
 
     def check_tokens(self, name: str, sample: Sample) -> CheckResult:
         """Greedy tokens and teacher-forced distributions of path ``name`` vs ``original``."""
@@ -188,5 +238,6 @@ class ParitySession:
                     for stage, records in runner.timer.records.items()
                 }
                 path_report.artefact_bytes = runner.artefact_bytes()
+                path_report.details = runner.describe()
             report.paths[name] = path_report
         return report

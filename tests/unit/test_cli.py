@@ -19,7 +19,7 @@ from vlparity.paths.base import PathContext
 from vlparity.paths.split import split_cache_dir
 
 IMAGE = str(fixture_images()[0])
-FAST = ["--image", IMAGE, "--max-new-tokens", "4", "--device", "cpu"]
+FAST = ["--image", IMAGE, "--max-new-tokens", "4", "--device", "cpu", "--paths", "original,split"]
 
 
 def test_passing_run_exits_0_and_writes_the_json_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -37,7 +37,14 @@ def test_run_prints_the_summary_and_writes_the_report(pytester: pytest.Pytester,
     report = pytester.path / "parity.json"
     cache = tmp_path_factory.mktemp("cache")
     result = pytester.runpytest_subprocess(
-        "--device", "cpu", "--max-new-tokens", "4", f"--vlparity-cache-dir={cache}", f"--parity-report={report}"
+        "--device",
+        "cpu",
+        "--paths",
+        "original,split",
+        "--max-new-tokens",
+        "4",
+        f"--vlparity-cache-dir={cache}",
+        f"--parity-report={report}",
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -40,6 +41,15 @@ class FamilyAdapter(ABC):
     @abstractmethod
     def grid_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, torch.Tensor]:
         """Grid-dependent index tensors the vision tower would otherwise compute in Python loops."""
+
+    @abstractmethod
+    def export_graph(self, vision: nn.Module, attention: str = "segments") -> nn.Module:
+        """An exportable copy of the tower's forward (``export.vision_graph.VisionGraph``) sharing its weights;
+        ``attention`` is ``segments`` (per-segment SDPA) or ``mask`` (block-diagonal mask, for comparison)."""
+
+    @abstractmethod
+    def export_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, np.ndarray]:
+        """The exported graph's index inputs for ``grid_thw`` (everything but ``pixel_values``), in input order."""
 
     def encode_images(
         self, vision: nn.Module, pixel_values: torch.Tensor, grid_thw: torch.Tensor

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import vision_utils
 
 from vlparity.adapters.base import FamilyAdapter
+from vlparity.export.vision_graph import VisionGraph, segment_layout
 
 
 class Qwen2_5_VLAdapter(FamilyAdapter):
@@ -38,4 +40,26 @@ class Qwen2_5_VLAdapter(FamilyAdapter):
             "cu_seqlens": vision_utils.get_vision_cu_seqlens(grid_thw),
             "window_index": window_index.to(grid_thw.device),
             "cu_window_seqlens": cu_window_seqlens,
+        }
+
+    def export_graph(self, vision: nn.Module, attention: str = "segments") -> nn.Module:
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+
+        full_blocks = set(vision.config.fullatt_block_indexes)
+        return VisionGraph(vision, apply_rotary_pos_emb_vision, full_blocks, windowed=True, attention=attention)
+
+    def export_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, np.ndarray]:
+        grid = self.grid_inputs(grid_thw.cpu(), vision_config)
+        full, window = segment_layout(grid["cu_seqlens"]), segment_layout(grid["cu_window_seqlens"])
+        window_index = grid["window_index"].numpy().astype(np.int64)
+        return {
+            "position_ids": grid["position_ids"].numpy().astype(np.int64),
+            "full_gather": full.gather,
+            "full_valid": full.valid,
+            "full_scatter": full.scatter,
+            "window_gather": window.gather,
+            "window_valid": window.valid,
+            "window_scatter": window.scatter,
+            "window_index": window_index,
+            "reverse_index": np.argsort(window_index, kind="stable").astype(np.int64),
         }

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import vision_utils
 
 from vlparity.adapters.base import FamilyAdapter
+from vlparity.export.vision_graph import VisionGraph, segment_layout
 
 
 class Qwen2_VLAdapter(FamilyAdapter):
@@ -30,4 +32,21 @@ class Qwen2_VLAdapter(FamilyAdapter):
         return {
             "position_ids": vision_utils.get_vision_position_ids(grid_thw, vision_config.spatial_merge_size),
             "cu_seqlens": vision_utils.get_vision_cu_seqlens(grid_thw),
+        }
+
+    def export_graph(self, vision: nn.Module, attention: str = "segments") -> nn.Module:
+        from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision
+
+        return VisionGraph(
+            vision, apply_rotary_pos_emb_vision, full_blocks=set(range(len(vision.blocks))), windowed=False
+        )
+
+    def export_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, np.ndarray]:
+        grid = self.grid_inputs(grid_thw.cpu(), vision_config)
+        full = segment_layout(grid["cu_seqlens"])
+        return {
+            "position_ids": grid["position_ids"].numpy().astype(np.int64),
+            "full_gather": full.gather,
+            "full_valid": full.valid,
+            "full_scatter": full.scatter,
         }

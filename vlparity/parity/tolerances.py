@@ -14,11 +14,16 @@ TOLERANCES_FILE = Path(__file__).with_name("tolerances.toml")
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Limits one path must meet against ``original``. ``tokens``: ``exact`` or ``topk`` (vLLM's rule)."""
+    """Limits one path must meet against ``original``. ``tokens``: ``exact`` or ``topk`` (vLLM's rule).
+
+    Elementwise atol/rtol catch local errors; the per-token cosine and the relative L2 error are scale-aware and catch
+    what ``atol = inf`` profiles (fp16, int8) would otherwise miss, e.g. embeddings scaled by 1.01 (cosine 1).
+    """
 
     vision_atol: float
     vision_rtol: float
     vision_min_cosine: float
+    vision_max_rel_l2: float
     tokens: Literal["exact", "topk"]
     top_k: int
     kl_max: float

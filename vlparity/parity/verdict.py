@@ -59,3 +59,8 @@ def judge_tokens(tokens: TokenComparison, teacher_forced: TeacherForcedCompariso
         if teacher_forced.same_top1_rate < tolerance.same_top1_min:
             reasons.append(f"same-top-1 rate {teacher_forced.same_top1_rate:.3f} < {tolerance.same_top1_min:g}")
     return Verdict(passed=not reasons, reasons=tuple(reasons))
+
+
+def first_failing(comparisons: list[TensorComparison], tolerance: Tolerance) -> int | None:
+    """Index of the first comparison that fails ``tolerance`` (e.g. the first diverging vision block)."""
+    return next((i for i, c in enumerate(comparisons) if not judge_vision(c, tolerance).passed), None)

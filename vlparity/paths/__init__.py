@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from vlparity.errors import UsageError
 from vlparity.paths.base import Generation, PathContext, PathRunner
+from vlparity.paths.onnx import OnnxFp16Path, OnnxInt8Path, OnnxPath
 from vlparity.paths.original import OriginalPath
 from vlparity.paths.split import SplitPath
 
 REFERENCE_PATH = OriginalPath.name
-PATHS: dict[str, type[PathRunner]] = {cls.name: cls for cls in (OriginalPath, SplitPath)}
+PATHS: dict[str, type[PathRunner]] = {
+    cls.name: cls for cls in (OriginalPath, SplitPath, OnnxPath, OnnxFp16Path, OnnxInt8Path)
+}
 
 
 def parse_path_names(spec: str | list[str] | tuple[str, ...]) -> list[str]:

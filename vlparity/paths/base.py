@@ -18,6 +18,7 @@ import torch
 from vlparity.adapters import FamilyAdapter, adapter_for
 from vlparity.inputs import Sample
 from vlparity.model_source import ModelSource
+from vlparity.runtime.ort import OrtOptions
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class PathContext:
     device: torch.device
     dtype: torch.dtype
     cache_dir: Path
+    ort: OrtOptions = field(default_factory=OrtOptions)
 
     @cached_property
     def adapter(self) -> FamilyAdapter:

@@ -49,6 +49,17 @@ class OriginalPath(PathRunner):
             features = self.model.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
             return [embedding.float().cpu().numpy() for embedding in features.pooler_output]
 
+    @torch.inference_mode()
+    def vision_block_outputs(self, sample: Sample) -> list[np.ndarray]:
+        """Every vision block's output (forward hooks), the reference for locating a divergence."""
+        from vlparity.paths.split import capture_block_outputs
+
+        inputs = self._inputs(sample)
+        vision = self.context.adapter.vision_tower(self.model)
+        return capture_block_outputs(
+            vision, lambda: self.model.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
+        )
+
     def generate(self, sample: Sample, max_new_tokens: int) -> Generation:
         inputs = self._inputs(sample)
         with self.timer.stage("generate"):

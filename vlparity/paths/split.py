@@ -98,6 +98,21 @@ def _materialise_buffers(model: nn.Module, device: torch.device) -> None:
                     setattr(parent, child_name, type(child)(child.config))
 
 
+def capture_block_outputs(vision: nn.Module, run: Any) -> list[np.ndarray]:
+    """Run ``run()`` with forward hooks on every block of ``vision``; return each block's output as float32."""
+    captured: list[np.ndarray] = []
+    hooks = [
+        block.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().float().cpu().numpy()))
+        for block in vision.blocks
+    ]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured
+
+
 class SplitPath(PathRunner):
     name = "split"
     description = "vision and LM saved apart (safetensors) and reloaded apart"
@@ -105,6 +120,7 @@ class SplitPath(PathRunner):
     def __init__(self, context: PathContext, artefact_dir: Path | None = None) -> None:
         super().__init__(context)
         self.artefact_dir = artefact_dir or split_cache_dir(context)
+        self.attn_implementation = "sdpa"
         self.vision: nn.Module | None = None
         self.language: nn.Module | None = None
         self.processor: Any = None
@@ -118,14 +134,25 @@ class SplitPath(PathRunner):
                 write_split(model, processor, self.context.adapter, self.context.source, self.artefact_dir)
                 del model
         manifest = verify_manifest(self.artefact_dir, SPLIT_KIND)
-        attn = manifest.get("attn_implementation") or "sdpa"
+        self.attn_implementation = manifest.get("attn_implementation") or "sdpa"
         adapter = self.context.adapter
-        self.vision = load_vision_tower(adapter, self.artefact_dir / "vision", self.context, attn)
-        self.language = load_language_model(adapter, self.artefact_dir / "language", self.context, attn)
+        self.language = load_language_model(
+            adapter, self.artefact_dir / "language", self.context, self.attn_implementation
+        )
         self.processor = AutoProcessor.from_pretrained(
             self.artefact_dir / "language",
             image_processor=AutoImageProcessor.from_pretrained(self.artefact_dir / "vision"),
         )
+        self._load_vision()
+
+    def _load_vision(self) -> None:
+        """Load whatever encodes images for this path (here: the split's torch vision tower)."""
+        self.vision = load_vision_tower(
+            self.context.adapter, self.artefact_dir / "vision", self.context, self.attn_implementation
+        )
+
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+        return self.context.adapter.encode_images(self.vision, pixel_values, grid_thw)
 
     def _inputs(self, sample: Sample) -> dict[str, Any]:
         self.prepare()
@@ -137,7 +164,7 @@ class SplitPath(PathRunner):
         if "pixel_values" not in inputs:
             return []
         with self.timer.stage("vision_encode"):
-            return self.context.adapter.encode_images(self.vision, inputs["pixel_values"], inputs["image_grid_thw"])
+            return self._encode(inputs["pixel_values"], inputs["image_grid_thw"])
 
     def _language_inputs(self, sample: Sample) -> dict[str, Any]:
         inputs = self._inputs(sample)
@@ -149,6 +176,15 @@ class SplitPath(PathRunner):
 
     def encode_images(self, sample: Sample) -> list[np.ndarray]:
         return [embedding.float().cpu().numpy() for embedding in self._embed(self._inputs(sample))]
+
+    def vision_block_outputs(self, sample: Sample) -> list[np.ndarray]:
+        """Every vision block's output for ``sample`` (all images), to locate where a divergence starts."""
+        inputs = self._inputs(sample)
+        return self._block_outputs(inputs["pixel_values"], inputs["image_grid_thw"])
+
+    @torch.inference_mode()
+    def _block_outputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[np.ndarray]:
+        return capture_block_outputs(self.vision, lambda: self._encode(pixel_values, grid_thw))
 
     def generate(self, sample: Sample, max_new_tokens: int) -> Generation:
         inputs = self._language_inputs(sample)

@@ -15,7 +15,7 @@ from vlparity.report.model import SCHEMA_VERSION, ParityReport
 def report_to_dict(report: ParityReport) -> dict[str, Any]:
     """Schema v1: ``{schema_version, model, model_type, device, dtype, reference, passed, versions,
     paths: {name: {passed, description, vision{max_abs_err,min_cosine,…}, tokens{exact,first_divergence,…},
-    timings{stage: {count,total,mean,median,min,max}}, artefact_bytes, checks[…]}}}``."""
+    timings{stage: {count,total,mean,median,min,max}}, artefact_bytes, details, checks[…]}}}``."""
     return {
         "schema_version": SCHEMA_VERSION,
         "model": report.model,
@@ -34,6 +34,7 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
                 "tokens": path.tokens_summary(),
                 "timings": path.timings,
                 "artefact_bytes": path.artefact_bytes,
+                "details": path.details,
                 "checks": [
                     {
                         "check": check.check,

@@ -31,6 +31,7 @@ class PathReport:
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     artefact_bytes: int | None = None
     tolerance_version: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # path-specific facts, e.g. the ORT provider audit
 
     @property
     def passed(self) -> bool:

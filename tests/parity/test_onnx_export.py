@@ -1,0 +1,108 @@
+"""The ONNX export: one validated model for every image size, metadata, caching, and a third opinion."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from tests.parity.samples import FIRST_PROMPT, IMAGES
+from vlparity.export.onnx_vision import MODEL_NAME, OPSET, ExportSettings, validate
+from vlparity.inputs import Sample
+from vlparity.model_source import resolve_model
+from vlparity.paths.base import PathContext
+from vlparity.paths.onnx import OnnxPath, build_onnx_vision, onnx_cache_dir
+from vlparity.session import ParitySession
+
+
+@pytest.fixture(scope="module")
+def onnx_session(parity_session: ParitySession) -> ParitySession:
+    return ParitySession(dataclasses.replace(parity_session.settings, paths=("original", "onnx")))
+
+
+@pytest.fixture(scope="module")
+def onnx_runner(onnx_session: ParitySession) -> OnnxPath:
+    return onnx_session.runner("onnx")
+
+
+def test_export_passes_the_full_checker_and_shape_inference(onnx_runner: OnnxPath) -> None:
+    model = validate(onnx_runner.onnx_dir / MODEL_NAME)
+    assert any(opset.domain in ("", "ai.onnx") and opset.version == OPSET for opset in model.opset_import)
+
+
+def test_metadata_records_source_versions_opset_and_input_contract(onnx_runner: OnnxPath) -> None:
+    model = onnx.load(str(onnx_runner.onnx_dir / MODEL_NAME), load_external_data=False)
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    assert metadata["source_sha256"] == onnx_runner.context.source.content_hash()
+    assert metadata["opset"] == str(OPSET)
+    versions = json.loads(metadata["versions"].replace("'", '"'))
+    assert {"torch", "transformers", "onnx"} <= set(versions)
+    contract = json.loads(metadata["input_contract"])
+    assert contract["inputs"][0]["name"] == "pixel_values"
+    assert contract["outputs"][0]["name"] == "image_embeds"
+    assert all(isinstance(dim, str) for dim in contract["inputs"][0]["shape"][:1]), "patch count must be dynamic"
+
+
+def test_one_model_serves_several_images_in_one_prompt(onnx_session: ParitySession) -> None:
+    sample = Sample((IMAGES[0], IMAGES[3], IMAGES[5]), "Compare the images.")
+    results = onnx_session.check_vision("onnx", sample)
+    assert len(results) == 3 and all(r.passed for r in results), [r.reasons for r in results]
+
+
+image_sizes = st.tuples(st.integers(2, 700), st.integers(2, 700)).filter(lambda wh: max(wh) / min(wh) <= 150)
+
+
+@given(sizes=st.lists(image_sizes, min_size=1, max_size=2), seed=st.integers(0, 2**16))
+def test_any_image_size_the_processor_accepts(onnx_session: ParitySession, tmp_path_factory, sizes, seed) -> None:
+    folder = tmp_path_factory.mktemp("sizes")
+    paths = []
+    for index, (width, height) in enumerate(sizes):
+        path = folder / f"{width}x{height}_{index}.png"
+        generator = torch.Generator().manual_seed(seed + index)
+        pixels = (torch.rand(height, width, 3, generator=generator) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    results = onnx_session.check_vision("onnx", Sample(tuple(paths), FIRST_PROMPT))
+    assert all(r.passed for r in results), [r.reasons for r in results]
+
+
+def test_reference_evaluator_agrees_with_pytorch(onnx_session: ParitySession, onnx_runner: OnnxPath) -> None:
+    sample = Sample((IMAGES[3],), FIRST_PROMPT)  # small image: onnx.reference is slow
+    third = onnx_runner.reference_evaluator_embeddings(sample)
+    reference = onnx_session.embeddings("original", sample)
+    assert len(third) == 1
+    assert abs(third[0] - reference[0]).max() <= onnx_session.tolerance("onnx").vision_atol
+
+
+def test_second_build_reuses_the_cached_export(onnx_runner: OnnxPath) -> None:
+    again = OnnxPath(onnx_runner.context)
+    again.prepare()
+    assert again.onnx_dir == onnx_runner.onnx_dir
+    assert "export" not in again.timer.records or again.timer.records["export"][0].seconds < 1.0
+
+
+def test_changed_weight_invalidates_the_cached_export(onnx_runner: OnnxPath, tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(onnx_runner.context.source.directory, copy)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # flip one bit of the last weight
+    weights.write_bytes(bytes(data))
+    changed = PathContext(resolve_model(copy), torch.device("cpu"), torch.float32, onnx_runner.context.cache_dir)
+    settings = ExportSettings("fp32")
+    assert onnx_cache_dir(changed, settings) != onnx_cache_dir(onnx_runner.context, settings)
+
+
+def test_precision_variants_are_separate_validated_artefacts(onnx_runner: OnnxPath) -> None:
+    directories = {p: build_onnx_vision(onnx_runner.context, ExportSettings(p)) for p in ("fp32", "fp16", "int8")}
+    assert len(set(directories.values())) == 3
+    sizes = {p: (d / MODEL_NAME).stat().st_size for p, d in directories.items()}
+    assert sizes["fp16"] < sizes["fp32"] and sizes["int8"] < sizes["fp32"]

@@ -1,0 +1,185 @@
+"""Export a family's vision tower to ONNX (one model for every image size), validate it, and derive fp16/int8.
+
+Artefact layout (one directory per variant, written atomically with a manifest)::
+
+    vision.onnx            graph (+ vision.onnx.data when the weights exceed EXTERNAL_DATA_BYTES)
+    manifest.json          sha256 of every file, source model hash, versions, opset, input contract
+
+Inputs: ``pixel_values`` plus the family adapter's index inputs (``export_inputs``); outputs: ``image_embeds``
+(what the LM consumes, all images concatenated) and ``block_<i>`` (each vision block's output, for diagnosis).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from vlparity.adapters import FamilyAdapter
+from vlparity.errors import ArtefactError
+from vlparity.manifest import library_versions
+
+log = logging.getLogger(__name__)
+
+OPSET = 18  # pinned: every ORT build we target (CPU, CUDA, VitisAI) implements opset 18
+MODEL_NAME = "vision.onnx"
+EXTERNAL_DATA_BYTES = 1 << 30  # protobuf caps a model at 2 GiB; keep headroom
+Precision = Literal["fp32", "fp16", "int8"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    precision: Precision = "fp32"
+    opset: int = OPSET
+    attention: str = "segments"  # or "mask": see export.vision_graph.SegmentAttention
+
+    def key(self) -> dict[str, Any]:
+        import onnx
+        import onnxruntime
+        import onnxscript
+
+        return {
+            "precision": self.precision,
+            "opset": self.opset,
+            "attention": self.attention,
+            "onnx": onnx.__version__,
+            "onnxscript": onnxscript.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            **library_versions(),
+        }
+
+
+def _dynamic_shapes(input_names: list[str]) -> dict[str, dict[int, Any]]:
+    """Every size-dependent dimension is dynamic: patches (4·groups), segments and their lengths."""
+    from torch.export import Dim
+
+    groups = Dim("groups", min=1)
+    tokens = 4 * groups
+    spec = {
+        "pixel_values": {0: tokens},
+        "position_ids": {0: tokens},
+        "full_gather": {0: Dim("segments", min=1), 1: Dim("segment_length", min=1)},
+        "full_scatter": {0: tokens},
+        "window_gather": {0: Dim("windows", min=1), 1: Dim("window_length", min=1)},
+        "window_scatter": {0: tokens},
+        "window_index": {0: groups},
+        "reverse_index": {0: groups},
+    }
+    spec["full_valid"], spec["window_valid"] = spec["full_gather"], spec["window_gather"]
+    return {name: spec[name] for name in input_names}
+
+
+def input_contract(session_or_model: Any) -> dict[str, Any]:
+    """Names, element types and (symbolic) shapes of a model's inputs and outputs."""
+    import onnx
+
+    graph = session_or_model.graph
+
+    def describe(values: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": value.name,
+                "dtype": onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name,
+                "shape": [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim],
+            }
+            for value in values
+        ]
+
+    return {"inputs": describe(graph.input), "outputs": describe(graph.output)}
+
+
+def export_fp32(
+    vision: nn.Module,
+    adapter: FamilyAdapter,
+    example: dict[str, torch.Tensor],
+    out_path: Path,
+    opset: int = OPSET,
+    attention: str = "segments",
+) -> None:
+    """``torch.onnx.export(dynamo=True)`` of the adapter's vision graph, traced on ``example`` (pixel_values, grid)."""
+    graph = adapter.export_graph(vision, attention).eval()
+    indices = adapter.export_inputs(example["image_grid_thw"], vision.config)
+    inputs = {
+        "pixel_values": example["pixel_values"].to(torch.float32),
+        **{k: torch.from_numpy(v) for k, v in indices.items()},
+    }
+    output_names = ["image_embeds"] + [f"block_{i}" for i in range(len(vision.blocks))]
+    weight_bytes = sum(p.numel() * p.element_size() for p in vision.parameters())
+    started = time.perf_counter()
+    log.info("exporting the %s vision tower to ONNX (opset %d)…", adapter.model_type, opset)
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.onnx.export(
+            graph,
+            (),
+            kwargs=inputs,
+            dynamo=True,
+            dynamic_shapes=_dynamic_shapes(list(inputs)),
+            opset_version=opset,
+            input_names=list(inputs),
+            output_names=output_names,
+            verbose=False,
+        )
+    program.save(str(out_path), external_data=weight_bytes > EXTERNAL_DATA_BYTES)
+    log.info("exported in %.0f s", time.perf_counter() - started)
+
+
+def convert_precision(fp32_path: Path, out_path: Path, precision: Precision) -> None:
+    """fp16: weights and compute in half precision, fp32 at the I/O; int8: ORT dynamic quantization (QInt8 weights)."""
+    import onnx
+
+    if precision == "fp16":
+        import onnx_ir
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True, disable_shape_infer=False)
+        # The converter appends the fp32→fp16 input casts at the end of the node list; the full checker rejects a
+        # graph that is not topologically sorted, so sort it.
+        graph = onnx_ir.from_proto(model)
+        graph.graph.sort()
+        onnx.save(onnx_ir.to_proto(graph), str(out_path))
+    elif precision == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8)
+    else:
+        raise ValueError(precision)
+
+
+def validate(path: Path) -> Any:
+    """Full ``onnx.checker`` check and strict shape inference; any failure is an ArtefactError naming the file."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+        onnx.shape_inference.infer_shapes_path(str(path), str(path.with_suffix(".inferred.onnx")), strict_mode=True)
+        path.with_suffix(".inferred.onnx").unlink()
+    except Exception as exc:  # onnx raises ValidationError, InferenceError, and plain RuntimeErrors
+        raise ArtefactError(f"{path}: ONNX validation failed ({type(exc).__name__}: {exc})") from exc
+    return onnx.load(str(path), load_external_data=False)
+
+
+def stamp_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Write ``metadata_props`` (source hash, versions, opset, input contract) into the model file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    contract = input_contract(model)
+    values = {**metadata, "input_contract": json.dumps(contract, sort_keys=True)}
+    del model.metadata_props[:]
+    for key, value in sorted(values.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    onnx.save(model, str(path))
+
+
+def split_embeddings(image_embeds: np.ndarray, grid_thw: np.ndarray, merge_size: int) -> list[np.ndarray]:
+    sizes = (np.prod(np.asarray(grid_thw), axis=-1) // merge_size**2).tolist()
+    return np.split(image_embeds, np.cumsum(sizes)[:-1])

@@ -1,0 +1,156 @@
+"""An exportable vision tower: grid-dependent indices are graph inputs and attention runs per segment.
+
+The stock towers split attention by ``cu_seqlens.tolist()`` in a Python loop, which ``torch.export`` cannot trace. A
+block-diagonal mask over all patches would be exact but O(N²) in patches for *every* block. Here each attention kind
+(whole image, or 64-token window) gets a *segment layout* computed outside the graph:
+
+- ``gather [S, L]``  token index of each segment slot (segments padded to the longest, L),
+- ``valid  [S, L]``  which slots hold a token,
+- ``scatter [N]``    where each token sits in the flattened ``[S·L]`` slots.
+
+Queries/keys/values are gathered into ``[S, heads, L, d]``, one batched SDPA with a key mask runs, and the result is
+scattered back. Windowed blocks therefore cost O(N·64) like the model's own kernels; full-attention blocks cost
+O(N_image²) per image, as in the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SegmentLayout:
+    gather: np.ndarray  # int64 [S, L]
+    valid: np.ndarray  # bool [S, L]
+    scatter: np.ndarray  # int64 [N]
+
+
+def segment_layout(cu_seqlens: np.ndarray | torch.Tensor) -> SegmentLayout:
+    """Layout of the contiguous segments ``[cu[i], cu[i+1])`` (zero-length segments are dropped)."""
+    cu = np.asarray(cu_seqlens, dtype=np.int64)
+    starts, lengths = cu[:-1], np.diff(cu)
+    keep = lengths > 0
+    starts, lengths = starts[keep], lengths[keep]
+    width = int(lengths.max()) if lengths.size else 0
+    offsets = np.arange(width, dtype=np.int64)
+    valid = offsets[None, :] < lengths[:, None]
+    gather = np.where(valid, starts[:, None] + offsets[None, :], 0)
+    scatter = np.concatenate([np.arange(n, dtype=np.int64) + s * width for s, n in enumerate(lengths)])
+    return SegmentLayout(gather=gather, valid=valid, scatter=scatter)
+
+
+RotaryFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+ATTENTION_KINDS = ("segments", "mask")
+
+
+class SegmentAttention(nn.Module):
+    """Drop-in for a Qwen vision attention module: same ``qkv``/``proj`` weights, attention per segment layout.
+
+    ``kind="mask"`` is the simple alternative kept for comparison: one SDPA over all N tokens with a block-diagonal
+    ``[N, N]`` mask derived from the same layout — exact too, but O(N²) in every block.
+    """
+
+    def __init__(self, attention: nn.Module, rotary: RotaryFn, kind: str = "segments") -> None:
+        super().__init__()
+        self.qkv, self.proj = attention.qkv, attention.proj
+        self.num_heads = attention.num_heads
+        self.scaling = attention.head_dim**-0.5
+        self.rotary = rotary
+        self.kind = kind
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        layout: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        **_: object,
+    ) -> torch.Tensor:
+        gather, valid, scatter = layout
+        tokens = hidden_states.shape[0]
+        qkv = self.qkv(hidden_states).reshape(tokens, 3, self.num_heads, -1).permute(1, 0, 2, 3)
+        query, key, value = qkv.unbind(0)
+        query, key = self.rotary(query, key, *position_embeddings)
+        if self.kind == "mask":
+            segment_of = scatter // gather.shape[1]
+            mask = segment_of[:, None] == segment_of[None, :]
+            output = F.scaled_dot_product_attention(
+                query.transpose(0, 1)[None], key.transpose(0, 1)[None], value.transpose(0, 1)[None],
+                attn_mask=mask[None, None], scale=self.scaling,
+            )  # fmt: skip
+            return self.proj(output[0].transpose(0, 1).reshape(tokens, -1))
+
+        def segments(states: torch.Tensor) -> torch.Tensor:  # [N, H, D] -> [S, H, L, D]
+            return states[gather].transpose(1, 2)
+
+        output = F.scaled_dot_product_attention(
+            segments(query), segments(key), segments(value), attn_mask=valid[:, None, None, :], scale=self.scaling
+        )
+        output = output.transpose(1, 2).reshape(-1, hidden_states.shape[-1])[scatter]
+        return self.proj(output)
+
+
+def run_block(block: nn.Module, attention: SegmentAttention, hidden: torch.Tensor, position_embeddings, layout):
+    """A Qwen vision block (pre-norm attention + pre-norm MLP) with its attention replaced."""
+    hidden = hidden + attention(block.norm1(hidden), position_embeddings, layout)
+    return hidden + block.mlp(block.norm2(hidden))
+
+
+class VisionGraph(nn.Module):
+    """Patch embed → blocks → merger of a Qwen VL vision tower, with every grid-dependent index as an input.
+
+    ``window_index``/``reverse_index`` reorder merged-token groups into window order and back (Qwen2.5-VL); for a
+    tower without windows they are identities and ``full_blocks`` lists every block.
+    """
+
+    def __init__(
+        self, vision: nn.Module, rotary: RotaryFn, full_blocks: set[int], windowed: bool, attention: str = "segments"
+    ) -> None:
+        super().__init__()
+        self.vision = vision
+        self.attentions = nn.ModuleList(SegmentAttention(block.attn, rotary, attention) for block in vision.blocks)
+        self.full_blocks = full_blocks
+        self.windowed = windowed
+        self.merge_unit = vision.config.spatial_merge_size**2
+
+    def _window_order(self, tensor: torch.Tensor, window_index: torch.Tensor) -> torch.Tensor:
+        tokens = tensor.shape[0]
+        grouped = tensor.reshape(tokens // self.merge_unit, self.merge_unit, -1)
+        return grouped[window_index].reshape(tokens, -1)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        position_ids: torch.Tensor,
+        full_gather: torch.Tensor,
+        full_valid: torch.Tensor,
+        full_scatter: torch.Tensor,
+        window_gather: torch.Tensor | None = None,
+        window_valid: torch.Tensor | None = None,
+        window_scatter: torch.Tensor | None = None,
+        window_index: torch.Tensor | None = None,
+        reverse_index: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """``(image_embeds, block_0, …, block_{depth-1})``: the merged embeddings the LM consumes, then every block's
+        output (in the tower's own token order) so that a mismatch can be traced to the first diverging block."""
+        hidden = self.vision.patch_embed(pixel_values)
+        cos, sin = self.vision.rotary_pos_emb(hidden, position_ids)
+        if self.windowed:
+            hidden = self._window_order(hidden, window_index)
+            cos, sin = self._window_order(cos, window_index), self._window_order(sin, window_index)
+        full = (full_gather, full_valid, full_scatter)
+        window = (window_gather, window_valid, window_scatter)
+        block_outputs = []
+        for index, (block, attention) in enumerate(zip(self.vision.blocks, self.attentions, strict=True)):
+            layout = full if index in self.full_blocks else window
+            hidden = run_block(block, attention, hidden, (cos, sin), layout)
+            block_outputs.append(hidden)
+        merged = self.vision.merger(hidden)
+        return (merged[reverse_index] if self.windowed else merged, *block_outputs)

@@ -1,0 +1,157 @@
+"""``onnx``, ``onnx-fp16``, ``onnx-int8``: the vision encoder exported to ONNX and run by ONNX Runtime, feeding the
+``split`` language model. Each precision is its own path so parity and perf see them apart."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from vlparity.errors import ArtefactError
+from vlparity.export.onnx_vision import (
+    MODEL_NAME,
+    ExportSettings,
+    Precision,
+    convert_precision,
+    export_fp32,
+    split_embeddings,
+    stamp_metadata,
+    validate,
+)
+from vlparity.hashing import digest_of
+from vlparity.inputs import Sample
+from vlparity.manifest import verify_manifest, write_artefact
+from vlparity.paths.base import PathContext
+from vlparity.paths.split import SplitPath
+from vlparity.runtime.ort import AuditedSession, OrtOptions
+
+log = logging.getLogger(__name__)
+ONNX_KIND = "onnx-vision"
+# Traced example: two images of different sizes, so every segment dimension is seen as dynamic (size > 1).
+EXAMPLE_GRID = [[1, 16, 20], [1, 12, 28]]
+
+
+def onnx_cache_dir(context: PathContext, settings: ExportSettings) -> Path:
+    """Keyed by source weights, export settings and library versions: a changed weight means a new export."""
+    key = digest_of({"source": context.source.content_hash(), "export": settings.key()})
+    return context.cache_dir / "onnx" / f"{settings.precision}-{settings.attention}-{key[:16]}"
+
+
+def _example_inputs(vision_config: Any) -> dict[str, torch.Tensor]:
+    grid = torch.tensor(EXAMPLE_GRID)
+    width = vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
+    generator = torch.Generator().manual_seed(0)
+    return {"pixel_values": torch.randn(int(grid.prod(-1).sum()), width, generator=generator), "image_grid_thw": grid}
+
+
+def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
+    """Return the artefact directory for ``settings``, exporting (and converting) first if it is not cached."""
+    target = onnx_cache_dir(context, settings)
+    if (target / "manifest.json").is_file():
+        return target
+    metadata = {
+        "source_model": context.source.reference,
+        "source_sha256": context.source.content_hash(),
+        "model_type": context.source.model_type,
+        "precision": settings.precision,
+        "opset": settings.opset,
+        "attention": settings.attention,
+        "versions": settings.key(),
+    }
+
+    def build(tmp: Path) -> dict[str, Any]:
+        model_path = tmp / MODEL_NAME
+        if settings.precision == "fp32":
+            model = context.adapter.model_class.from_pretrained(context.source.directory, dtype=torch.float32)
+            vision = context.adapter.vision_tower(model).eval()
+            example = _example_inputs(vision.config)
+            export_fp32(vision, context.adapter, example, model_path, settings.opset, settings.attention)
+            del model
+        else:
+            fp32_dir = build_onnx_vision(context, ExportSettings("fp32", settings.opset, settings.attention))
+            log.info("converting the ONNX vision model to %s…", settings.precision)
+            convert_precision(fp32_dir / MODEL_NAME, model_path, settings.precision)
+        validate(model_path)
+        stamp_metadata(model_path, {key: str(value) for key, value in metadata.items()})
+        return metadata
+
+    return write_artefact(target, ONNX_KIND, build)
+
+
+class OnnxPath(SplitPath):
+    name: ClassVar[str] = "onnx"
+    description: ClassVar[str] = "ONNX Runtime vision (fp32) + split safetensors LM"
+    precision: ClassVar[Precision] = "fp32"
+
+    def __init__(self, context: PathContext, onnx_dir: Path | None = None) -> None:
+        super().__init__(context)
+        self.onnx_dir = onnx_dir
+        self.session: AuditedSession | None = None
+
+    @property
+    def ort_options(self) -> OrtOptions:
+        return self.context.ort
+
+    def _load_vision(self) -> None:
+        if self.onnx_dir is None:
+            with self.timer.stage("export"):
+                self.onnx_dir = build_onnx_vision(self.context, ExportSettings(self.precision))
+        verify_manifest(self.onnx_dir, ONNX_KIND)
+        self.session = AuditedSession(self.onnx_dir / MODEL_NAME, self.ort_options)
+        self.vision = None
+
+    def feeds(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> dict[str, np.ndarray]:
+        vision_config = self.language.config.vision_config
+        indices = self.context.adapter.export_inputs(grid_thw, vision_config)
+        return {"pixel_values": pixel_values.detach().float().cpu().numpy(), **indices}
+
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+        (embeds,) = self.session.run(self.feeds(pixel_values, grid_thw), ["image_embeds"])
+        merge = self.language.config.vision_config.spatial_merge_size
+        dtype = self.context.dtype
+        return [
+            torch.from_numpy(chunk).to(self.context.device, dtype)
+            for chunk in split_embeddings(embeds, grid_thw.cpu().numpy(), merge)
+        ]
+
+    def _block_outputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[np.ndarray]:
+        """Each vision block's output as computed inside the ONNX graph (exposed as ``block_<i>`` outputs)."""
+        names = sorted((n for n in self.session.output_names if n.startswith("block_")), key=lambda n: int(n[6:]))
+        return self.session.run(self.feeds(pixel_values, grid_thw), names)
+
+    def reference_evaluator_embeddings(self, sample: Sample) -> list[np.ndarray]:
+        """Third opinion: the same ONNX file run by ``onnx.reference`` (slow; meant for small inputs)."""
+        from onnx.reference import ReferenceEvaluator
+
+        inputs = self._inputs(sample)
+        evaluator = ReferenceEvaluator(str(self.onnx_dir / MODEL_NAME))
+        (embeds,) = evaluator.run(["image_embeds"], self.feeds(inputs["pixel_values"], inputs["image_grid_thw"]))
+        merge = self.language.config.vision_config.spatial_merge_size
+        return [
+            np.asarray(chunk, np.float32)
+            for chunk in split_embeddings(embeds, inputs["image_grid_thw"].cpu().numpy(), merge)
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        audit = self.session.audit.as_dict() if self.session and self.session.audit else None
+        return {**super().describe(), "onnx_dir": str(self.onnx_dir), "provider_audit": audit}
+
+    def artefact_bytes(self) -> int | None:
+        if self.onnx_dir is None:
+            raise ArtefactError("the ONNX path has not been prepared")
+        return sum(path.stat().st_size for path in self.onnx_dir.rglob("*") if path.is_file())
+
+
+class OnnxFp16Path(OnnxPath):
+    name = "onnx-fp16"
+    description = "ONNX Runtime vision (fp16 weights/compute, fp32 I/O) + split safetensors LM"
+    precision = "fp16"
+
+
+class OnnxInt8Path(OnnxPath):
+    name = "onnx-int8"
+    description = "ONNX Runtime vision (dynamic int8 quantization) + split safetensors LM"
+    precision = "int8"
