@@ -195,8 +195,15 @@ class ParitySession:
         metrics: dict[str, Any] = {**asdict(tokens), **asdict(teacher_forced)}
         metrics["reference_tokens"] = reference.tokens.tolist()
         metrics["candidate_tokens"] = candidate.tokens.tolist()
+        metrics["reference_text"] = self.decode(reference.tokens)
+        metrics["candidate_text"] = self.decode(candidate.tokens)
         result = CheckResult(name, "tokens", sample.sample_id, None, verdict.passed, verdict.reasons, metrics)
         return self._record([result])[0]
+
+    def decode(self, tokens: np.ndarray) -> str:
+        """Text of generated tokens (reference tokenizer, special tokens dropped), for humans reading the report."""
+        tokenizer = self.runner(REFERENCE_PATH).processor.tokenizer
+        return tokenizer.decode(tokens.tolist(), skip_special_tokens=True)
 
     def _record(self, results: list[CheckResult]) -> list[CheckResult]:
         for result in results:

@@ -85,3 +85,17 @@ def test_console_script_is_installed() -> None:
     executable = shutil.which("vlparity") or str(Path(sys.executable).with_name("vlparity"))
     result = subprocess.run([executable, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "vlparity run" in result.stdout
+
+
+def test_export_onnx_writes_validated_models_and_prints_them(
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture
+) -> None:
+    from vlparity.export.onnx_vision import validate
+
+    cache = request.config.rootpath / ".vlparity-cache"  # shared with the parity suite: the export is reused
+    assert main(["export-onnx", "--output-dir", str(cache), "--precision", "fp32", "--precision", "int8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    printed = dict(line.split(": ", 1) for line in lines)
+    assert set(printed) == {"fp32", "int8"}
+    for path in printed.values():
+        validate(Path(path))

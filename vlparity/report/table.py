@@ -46,5 +46,27 @@ def render_table(report: ParityReport) -> str:
         )
     if len(failures) > 20:
         lines.append(f"… and {len(failures) - 20} more failing checks (see the JSON report)")
+    lines.extend(render_answers(report))
     lines.append(f"overall: {'PASS' if report.passed else 'FAIL'}")
     return "\n".join(lines)
+
+
+def render_answers(report: ParityReport, limit: int = 12) -> list[str]:
+    """What each path answered, per sample: ``=`` where a path said exactly what ``original`` said."""
+    answers: dict[str, dict[str, str]] = {}
+    for path in report.candidates:
+        for check in path.checks:
+            if check.check == "tokens":
+                row = answers.setdefault(check.sample_id, {report.reference: check.metrics["reference_text"]})
+                same = check.metrics["candidate_tokens"] == check.metrics["reference_tokens"]
+                row[path.name] = "=" if same else repr(check.metrics["candidate_text"])
+    if not answers:
+        return []
+    lines = ["answers (= same tokens as original):"]
+    for sample_id, row in list(answers.items())[:limit]:
+        reference = row.pop(report.reference)
+        others = "  ".join(f"{name} {text}" for name, text in row.items())
+        lines.append(f"  {sample_id}: {report.reference} {reference!r}  {others}")
+    if len(answers) > limit:
+        lines.append(f"  … {len(answers) - limit} more samples in the JSON report")
+    return lines
