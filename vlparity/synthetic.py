@@ -113,21 +113,28 @@ class Evaluation:
         return self.correct / self.total if self.total else 0.0
 
 
-def evaluate(model, processor, scenes: list[ShapeScene], question: str = "What is in the image?") -> Evaluation:
-    """Greedy-decode each scene and count exact answers that stop right after the answer (end-of-turn token)."""
+def _greedy(model, processor, scene: ShapeScene, question: str):
+    """Greedy generation (8 tokens at most) for one rendered scene; returns (generate output, prompt length)."""
     import torch
 
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[render(scene)], return_tensors="pt").to(model.device)
+    with torch.inference_mode():
+        output = model.generate(
+            **inputs, max_new_tokens=8, do_sample=False, temperature=None, top_p=None, top_k=None,
+            output_logits=True, return_dict_in_generate=True,
+        )  # fmt: skip
+    return output, inputs["input_ids"].shape[1]
+
+
+def evaluate(model, processor, scenes: list[ShapeScene], question: str = "What is in the image?") -> Evaluation:
+    """Greedy-decode each scene and count exact answers that stop right after the answer (end-of-turn token)."""
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     correct, failures = 0, []
     for scene in scenes:
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = processor(text=[text], images=[render(scene)], return_tensors="pt").to(model.device)
-        with torch.inference_mode():
-            output = model.generate(
-                **inputs, max_new_tokens=8, do_sample=False, temperature=None, top_p=None, top_k=None
-            )
-        new = output[0, inputs["input_ids"].shape[1] :].tolist()
+        output, prompt_length = _greedy(model, processor, scene, question)
+        new = output.sequences[0, prompt_length:].tolist()
         generated = processor.tokenizer.decode(new, skip_special_tokens=False)
         if new and new[-1] == eos and processor.tokenizer.decode(new[:-1]) == answer(scene, question):
             correct += 1
@@ -142,14 +149,7 @@ def logit_margins(model, processor, scenes: list[ShapeScene], question: str = "W
 
     margins: list[float] = []
     for scene in scenes:
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = processor(text=[text], images=[render(scene)], return_tensors="pt").to(model.device)
-        with torch.inference_mode():
-            output = model.generate(
-                **inputs, max_new_tokens=8, do_sample=False, temperature=None, top_p=None, top_k=None,
-                output_logits=True, return_dict_in_generate=True,
-            )  # fmt: skip
+        output, _ = _greedy(model, processor, scene, question)
         for step in output.logits:
             top2 = torch.topk(step[0].float(), 2).values
             margins.append(float(top2[0] - top2[1]))
