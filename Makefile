@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	# constraints.txt pins what CI tested (torch 2.14.1 + torchvision 0.29.1 install from this machine's disk)
-	$(VENV)/bin/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,awq]'
+	# AutoAWQ is deprecated and pins old torch/transformers: install it without its dependencies (field notes)
+	$(VENV)/bin/python -m pip install --quiet --no-deps autoawq==0.2.9
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="image file; repeat for more samples, join with commas for several images in one prompt "
         "(default: the fixture images)",
     )  # fmt: skip
+    run.add_argument(
+        "--quantize", action="store_true", help="run the AWQ paths: original,awq,awq+onnx (the seed's --quantize)"
+    )
     run.add_argument("--prompt", default=None, help=f"prompt text (default: {fixture_prompts()[0]!r})")
     run.add_argument("--max-new-tokens", "--max-tokens", type=int, default=16, help="greedy tokens per sample")
     run.add_argument("--report-json", type=Path, default=None, help="write the JSON report here")
@@ -112,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="variant(s) to write, repeatable (default: fp32)",
     )  # fmt: skip
     export.set_defaults(handler=command_export_onnx)
+
+    quantize = commands.add_parser(
+        "quantize-awq",
+        parents=[common],
+        help="quantize the language model to AWQ int4 (AutoAWQ; cached by content hash) and print where it is",
+        epilog="example:\n  vlparity quantize-awq --model fixtures/qwen2_vl --group-size 64",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    quantize.add_argument("--group-size", type=int, default=128, help="AWQ group size (default: 128)")
+    quantize.add_argument("--calib-file", type=Path, default=None, help="JSON list of calibration texts")
+    quantize.set_defaults(handler=command_quantize_awq)
     return parser
 
 
@@ -147,7 +161,8 @@ def command_run(args: argparse.Namespace) -> int:
 
     if args.max_new_tokens < 1:
         raise UsageError(f"--max-new-tokens {args.max_new_tokens}: must be at least 1.")
-    session = ParitySession(settings_from_args(args, tuple(args.paths.split(","))))
+    paths = ("original", "awq", "awq+onnx") if args.quantize else tuple(args.paths.split(","))
+    session = ParitySession(settings_from_args(args, paths))
     samples = samples_from_args(args.image, args.prompt)
     for sample in samples:  # fail on a bad image before any model work
         sample.validate()
@@ -166,6 +181,20 @@ def command_export_onnx(args: argparse.Namespace) -> int:
     for precision in args.precision or ["fp32"]:
         directory = build_onnx_vision(session.context, ExportSettings(precision))
         print(f"{precision}: {directory / 'vision.onnx'}")
+    return EXIT_PASS
+
+
+def command_quantize_awq(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from vlparity.paths.awq import build_awq
+    from vlparity.quantize.awq import AwqSettings
+
+    settings = AwqSettings(group_size=args.group_size)
+    if args.calib_file is not None:
+        settings = dataclasses.replace(settings, calibration_file=args.calib_file)
+    session = ParitySession(settings_from_args(args, ("original",)))
+    print(build_awq(session.context, settings))
     return EXIT_PASS
 
 

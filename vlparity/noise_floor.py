@@ -27,7 +27,7 @@ def fixture_samples() -> list[Sample]:
 
 def measure(session: ParitySession, name: str, samples: list[Sample]) -> dict[str, float]:
     """Worst values over ``samples``: the numbers a tolerance must clear with margin."""
-    worst = {"max_abs_err": 0.0, "min_cosine": 1.0, "rel_l2": 0.0, "kl_max": 0.0, "same_top1": 1.0}
+    worst = {"max_abs_err": 0.0, "min_cosine": 1.0, "rel_l2": 0.0, "kl_max": 0.0, "same_top1": 1.0, "kernel": 0.0}
     exact = 0
     for sample in samples:
         for ref, cand in zip(session.embeddings(REFERENCE_PATH, sample), session.embeddings(name, sample), strict=True):
@@ -42,6 +42,8 @@ def measure(session: ParitySession, name: str, samples: list[Sample]) -> dict[st
         )
         worst["kl_max"] = max(worst["kl_max"], teacher_forced.kl_max)
         worst["same_top1"] = min(worst["same_top1"], teacher_forced.same_top1_rate)
+        kernel = session.kernel_error(name, sample)
+        worst["kernel"] = max(worst["kernel"], kernel if kernel is not None else 0.0)
         exact += tokens.exact
     worst["exact_token_samples"] = exact / len(samples)
     return worst
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rel_l2": tolerance.vision_max_rel_l2,
                 "kl_max": tolerance.kl_max,
                 "same_top1": tolerance.same_top1_min,
+                "kernel": tolerance.kernel_max_abs_logit,
             }
             cells = "  ".join(
                 f"{key} {value:.3g} (limit {limits[key]:.3g})" for key, value in worst.items() if key in limits

@@ -103,7 +103,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     from vlparity.report.table import render_table
 
     terminalreporter.section("vlparity parity summary")
-    terminalreporter.write_line(render_table(session.report()))
+    report = session.report()
+    if any(path.checks for path in report.candidates):
+        terminalreporter.write_line(render_table(report))
+    else:
+        terminalreporter.write_line("no parity check ran through the shared parity_session in this run")
     report_path = _option(config, "parity-report")
     if report_path:
         from vlparity.report.json_report import write_json_report

@@ -189,16 +189,32 @@ class ParitySession:
             reference.tokens, candidate.tokens, reference.logits, candidate.logits, top_k=tolerance.top_k
         )
         teacher_forced = compare_teacher_forced(
-            self.teacher_forced(REFERENCE_PATH, sample), self.teacher_forced(name, sample), reference.tokens
+            self.teacher_forced(REFERENCE_PATH, sample),
+            self.teacher_forced(name, sample),
+            reference.tokens,
+            settled_p=tolerance.settled_p,
         )
-        verdict = judge_tokens(tokens, teacher_forced, tolerance)
-        metrics: dict[str, Any] = {**asdict(tokens), **asdict(teacher_forced)}
+        kernel_error = self.kernel_error(name, sample)
+        verdict = judge_tokens(tokens, teacher_forced, tolerance, kernel_error)
+        metrics: dict[str, Any] = {**asdict(tokens), **asdict(teacher_forced), "kernel_max_abs_logit": kernel_error}
         metrics["reference_tokens"] = reference.tokens.tolist()
         metrics["candidate_tokens"] = candidate.tokens.tolist()
         metrics["reference_text"] = self.decode(reference.tokens)
         metrics["candidate_text"] = self.decode(candidate.tokens)
         result = CheckResult(name, "tokens", sample.sample_id, None, verdict.passed, verdict.reasons, metrics)
         return self._record([result])[0]
+
+    def kernel_error(self, name: str, sample: Sample) -> float | None:
+        """Max |Δlogit| between a quantized path and its dequantized float twin (None for paths without one)."""
+        runner = self.runner(name)
+        if not hasattr(runner, "twin_score"):
+            return None
+        reference_tokens = self.generation(REFERENCE_PATH, sample).tokens
+        twin = runner.twin_score(sample, reference_tokens)
+        candidate = self.teacher_forced(name, sample)
+        if twin.shape != candidate.shape or not np.isfinite(candidate).all():
+            return float("nan")
+        return float(np.abs(twin - candidate).max()) if twin.size else 0.0
 
     def decode(self, tokens: np.ndarray) -> str:
         """Text of generated tokens (reference tokenizer, special tokens dropped), for humans reading the report."""

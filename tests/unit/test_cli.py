@@ -99,3 +99,19 @@ def test_export_onnx_writes_validated_models_and_prints_them(
     assert set(printed) == {"fp32", "int8"}
     for path in printed.values():
         validate(Path(path))
+
+
+def test_quantize_awq_rejects_a_group_size_that_does_not_divide(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("awq")
+    assert main(["quantize-awq", "--group-size", "96", "--output-dir", str(tmp_path)]) == EXIT_USAGE
+    assert "does not divide the in-features" in capsys.readouterr().err
+    assert not list((tmp_path / "awq").glob("*")), "nothing half-written is left behind"
+
+
+def test_quantize_awq_prints_the_checkpoint(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("awq")
+    cache = request.config.rootpath / ".vlparity-cache"  # shared with the parity suite: the quantization is reused
+    assert main(["quantize-awq", "--output-dir", str(cache)]) == EXIT_PASS
+    directory = Path(capsys.readouterr().out.strip())
+    config = json.loads((directory / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "awq"

@@ -105,3 +105,16 @@ def test_kl_is_never_negative(reference: np.ndarray, candidate: np.ndarray) -> N
     candidate = np.resize(candidate, reference.shape)
     result = compare_teacher_forced(reference, candidate, reference.argmax(axis=-1))
     assert result.kl_mean >= 0.0 and result.kl_max >= result.kl_p99 >= 0.0
+
+
+def test_ambiguous_reference_steps_are_reported_but_not_gated() -> None:
+    # step 0: the reference is sure (p≈0.99) and the candidate agrees; step 1: the reference hesitates (0.73/0.27)
+    # and the candidate prefers the other token
+    reference = np.array([[5.0, 0.0, 0.0], [1.0, 0.0, -9.0]])
+    candidate = np.array([[5.0, 0.0, 0.0], [-1.0, 0.9, -9.0]])
+    result = compare_teacher_forced(reference, candidate, np.array([0, 0]), settled_p=0.9)
+    assert result.ambiguous_steps == 1
+    assert result.same_top1_rate == 0.5 and result.settled_same_top1_rate == 1.0
+    assert result.kl_max > 0.3 and result.settled_kl_max < 1e-9
+    everything = compare_teacher_forced(reference, candidate, np.array([0, 0]))
+    assert everything.ambiguous_steps == 0 and everything.settled_kl_max == everything.kl_max

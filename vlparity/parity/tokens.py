@@ -85,6 +85,12 @@ class TeacherForcedComparison:
     delta_p_mean: float  # mean of p_candidate(ref token) - p_reference(ref token)
     delta_p_max_abs: float
     finite: bool
+    # The same KL max / same-top-1 rate over *settled* steps only: those where the reference's top-1 probability is at
+    # least ``settled_p``. Where the reference itself hesitates (e.g. two images, two valid answers) a quantized model
+    # may legitimately prefer the other answer; such steps are counted in ``ambiguous_steps`` and reported, not gated.
+    settled_kl_max: float = 0.0
+    settled_same_top1_rate: float = 1.0
+    ambiguous_steps: int = 0
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -93,7 +99,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def compare_teacher_forced(
-    reference_logits: np.ndarray, candidate_logits: np.ndarray, reference_tokens: np.ndarray
+    reference_logits: np.ndarray, candidate_logits: np.ndarray, reference_tokens: np.ndarray, settled_p: float = 0.0
 ) -> TeacherForcedComparison:
     """KL(reference ‖ candidate) per step, same-top-1 rate and Δp of the reference token. NaN/Inf → not finite."""
     ref = np.asarray(reference_logits, dtype=np.float64)
@@ -113,6 +119,7 @@ def compare_teacher_forced(
     rate = float(same_top1.mean())
     rows = np.arange(steps)
     delta_p = np.exp(log_q[rows, tokens]) - p[rows, tokens]
+    settled = p.max(axis=-1) >= settled_p
     return TeacherForcedComparison(
         steps=steps,
         kl_mean=float(kl.mean()),
@@ -124,4 +131,7 @@ def compare_teacher_forced(
         delta_p_mean=float(delta_p.mean()),
         delta_p_max_abs=float(np.abs(delta_p).max()),
         finite=True,
+        settled_kl_max=float(kl[settled].max()) if settled.any() else 0.0,
+        settled_same_top1_rate=float(same_top1[settled].mean()) if settled.any() else 1.0,
+        ambiguous_steps=int(steps - settled.sum()),
     )

@@ -28,6 +28,8 @@ class Tolerance:
     top_k: int
     kl_max: float
     same_top1_min: float
+    kernel_max_abs_logit: float  # quantized model vs its dequantized float twin (inf where there is no twin)
+    settled_p: float  # KL / same-top-1 gate only steps where the reference's top-1 probability reaches this
     version: int
 
 

@@ -40,8 +40,19 @@ def judge_vision(comparison: TensorComparison, tolerance: Tolerance) -> Verdict:
     return Verdict(passed=not reasons, reasons=tuple(reasons))
 
 
-def judge_tokens(tokens: TokenComparison, teacher_forced: TeacherForcedComparison, tolerance: Tolerance) -> Verdict:
+def judge_tokens(
+    tokens: TokenComparison,
+    teacher_forced: TeacherForcedComparison,
+    tolerance: Tolerance,
+    kernel_max_abs_logit: float | None = None,
+) -> Verdict:
+    """Token rules plus, for quantized paths, the kernel/format error against the dequantized twin."""
     reasons = []
+    if kernel_max_abs_logit is not None and not kernel_max_abs_logit <= tolerance.kernel_max_abs_logit:
+        reasons.append(
+            f"kernel/format error: max |Δlogit| vs the dequantized float twin {kernel_max_abs_logit:.3g} > "
+            f"{tolerance.kernel_max_abs_logit:g} (packing, loading or kernel bug, not quantization error)"
+        )
     if not tokens.exact:
         where = (
             f"first divergence at step {tokens.first_divergence}: reference {tokens.reference_token}, "
@@ -51,13 +62,17 @@ def judge_tokens(tokens: TokenComparison, teacher_forced: TeacherForcedCompariso
             reasons.append(f"tokens differ ({where}; match rate {tokens.match_rate:.2f})")
         elif not (tokens.reference_in_candidate_topk and tokens.candidate_in_reference_topk):
             reasons.append(f"{where}; not within each other's top-{tokens.top_k}")
+    stage = "quantization error: " if kernel_max_abs_logit is not None else ""
     if not teacher_forced.finite:
-        reasons.append("teacher-forced logits contain NaN/Inf or have another shape")
+        reasons.append(f"{stage}teacher-forced logits contain NaN/Inf or have another shape")
     else:
-        if teacher_forced.kl_max > tolerance.kl_max:
-            reasons.append(f"teacher-forced KL max {teacher_forced.kl_max:.3g} > {tolerance.kl_max:g}")
-        if teacher_forced.same_top1_rate < tolerance.same_top1_min:
-            reasons.append(f"same-top-1 rate {teacher_forced.same_top1_rate:.3f} < {tolerance.same_top1_min:g}")
+        scope = f" (settled steps, reference p ≥ {tolerance.settled_p:g})" if tolerance.settled_p else ""
+        if teacher_forced.settled_kl_max > tolerance.kl_max:
+            kl = teacher_forced.settled_kl_max
+            reasons.append(f"{stage}teacher-forced KL max {kl:.3g} > {tolerance.kl_max:g}{scope}")
+        if teacher_forced.settled_same_top1_rate < tolerance.same_top1_min:
+            rate = teacher_forced.settled_same_top1_rate
+            reasons.append(f"{stage}same-top-1 rate {rate:.3f} < {tolerance.same_top1_min:g}{scope}")
     return Verdict(passed=not reasons, reasons=tuple(reasons))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vlparity.errors import UsageError
+from vlparity.paths.awq import AwqOnnxPath, AwqPath
 from vlparity.paths.base import Generation, PathContext, PathRunner
 from vlparity.paths.onnx import OnnxFp16Path, OnnxInt8Path, OnnxPath
 from vlparity.paths.original import OriginalPath
@@ -10,7 +11,7 @@ from vlparity.paths.split import SplitPath
 
 REFERENCE_PATH = OriginalPath.name
 PATHS: dict[str, type[PathRunner]] = {
-    cls.name: cls for cls in (OriginalPath, SplitPath, OnnxPath, OnnxFp16Path, OnnxInt8Path)
+    cls.name: cls for cls in (OriginalPath, SplitPath, OnnxPath, OnnxFp16Path, OnnxInt8Path, AwqPath, AwqOnnxPath)
 }
 
 

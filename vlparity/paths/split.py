@@ -135,15 +135,18 @@ class SplitPath(PathRunner):
                 del model
         manifest = verify_manifest(self.artefact_dir, SPLIT_KIND)
         self.attn_implementation = manifest.get("attn_implementation") or "sdpa"
-        adapter = self.context.adapter
-        self.language = load_language_model(
-            adapter, self.artefact_dir / "language", self.context, self.attn_implementation
-        )
+        self._load_language()
         self.processor = AutoProcessor.from_pretrained(
             self.artefact_dir / "language",
             image_processor=AutoImageProcessor.from_pretrained(self.artefact_dir / "vision"),
         )
         self._load_vision()
+
+    def _load_language(self) -> None:
+        """Load the language model this path generates with (here: the split's safetensors LM, vision-free)."""
+        self.language = load_language_model(
+            self.context.adapter, self.artefact_dir / "language", self.context, self.attn_implementation
+        )
 
     def _load_vision(self) -> None:
         """Load whatever encodes images for this path (here: the split's torch vision tower)."""

@@ -34,8 +34,9 @@ class PathReport:
     details: dict[str, Any] = field(default_factory=dict)  # path-specific facts, e.g. the ORT provider audit
 
     @property
-    def passed(self) -> bool:
-        return bool(self.checks) and all(check.passed for check in self.checks)
+    def passed(self) -> bool | None:
+        """None when no check of this path ran (e.g. a pytest run selected other tests)."""
+        return all(check.passed for check in self.checks) if self.checks else None
 
     def _of(self, kind: str) -> list[CheckResult]:
         return [check for check in self.checks if check.check == kind]
@@ -100,4 +101,6 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        return all(report.passed for report in self.candidates)
+        """Every candidate path that ran passed, and at least one ran (nothing checked proves nothing)."""
+        ran = [report for report in self.candidates if report.passed is not None]
+        return bool(ran) and all(report.passed for report in ran)

@@ -30,8 +30,9 @@ def render_table(report: ParityReport) -> str:
             )
             rows.append((path.name, "tokens", tokens["checks"], tokens["failed"], worst, tokens["failed"] == 0))
         if not path.checks:
-            rows.append((path.name, "-", 0, 0, "no checks ran", False))
-    cells = [header] + [(p, c, str(n), str(f), w, "PASS" if ok else "FAIL") for p, c, n, f, w, ok in rows]
+            rows.append((path.name, "-", 0, 0, "no checks ran", None))
+    verdicts = {True: "PASS", False: "FAIL", None: "not run"}
+    cells = [header] + [(p, c, str(n), str(f), w, verdicts[ok]) for p, c, n, f, w, ok in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = [f"vlparity: {report.model} ({report.model_type}) on {report.device}/{report.dtype} vs {report.reference}"]
     for index, row in enumerate(cells):

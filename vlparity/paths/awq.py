@@ -1,0 +1,113 @@
+"""``awq`` (torch vision + AWQ int4 LM) and ``awq+onnx`` (ONNX Runtime vision + AWQ int4 LM, the edge deployment).
+
+Besides the usual checks against ``original`` these paths expose a *dequantized twin*: a float32 model rebuilt from the
+AWQ checkpoint's own unpacked weights. AWQ vs twin isolates kernel, packing and loading errors (tight); twin vs
+original is the quantization error itself (judged with distribution metrics, not exact tokens).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vlparity.hashing import digest_of
+from vlparity.inputs import Sample
+from vlparity.manifest import library_versions, verify_manifest, write_artefact
+from vlparity.paths.base import PathContext
+from vlparity.paths.language import teacher_forced_logits
+from vlparity.paths.onnx import OnnxPath
+from vlparity.paths.split import SplitPath
+from vlparity.quantize.awq import AwqSettings, dequantized_state_dict, load_awq, quantize_to
+
+AWQ_KIND = "awq"
+AWQ_DTYPE = torch.float16  # the dtype gptqmodel's AWQ kernels run in, on CPU and CUDA
+
+
+def awq_cache_dir(context: PathContext, settings: AwqSettings) -> Path:
+    import awq
+
+    key = digest_of(
+        {
+            "source": context.source.content_hash(),
+            "settings": {**settings.quant_config(), "calibration": digest_of(settings.calibration_file.read_text())},
+            "versions": {**library_versions(), "autoawq": awq.__version__},
+        }
+    )
+    return context.cache_dir / "awq" / f"g{settings.group_size}-{key[:16]}"
+
+
+def build_awq(context: PathContext, settings: AwqSettings) -> Path:
+    """Quantize the source model's LM (cached by content hash) and return the checkpoint directory."""
+    target = awq_cache_dir(context, settings)
+    if (target / "manifest.json").is_file():
+        return target
+
+    def build(tmp: Path) -> dict[str, Any]:
+        from transformers import AutoProcessor
+
+        model = context.adapter.model_class.from_pretrained(context.source.directory, dtype=torch.float32).eval()
+        processor = AutoProcessor.from_pretrained(context.source.directory)
+        quantize_to(model, processor, context.source.model_type, settings, tmp)
+        return {
+            "source_model": context.source.reference,
+            "source_sha256": context.source.content_hash(),
+            "quant_config": settings.quant_config(),
+        }
+
+    return write_artefact(target, AWQ_KIND, build)
+
+
+class AwqLanguage:
+    """Mixin for paths whose language model is the AWQ checkpoint."""
+
+    context: PathContext
+    awq_settings = AwqSettings()
+    awq_dir: Path | None = None  # set to judge an existing AWQ checkpoint instead of building one
+
+    def _load_language(self) -> None:
+        if self.awq_dir is None:
+            with self.timer.stage("quantize"):
+                self.awq_dir = build_awq(self.context, self.awq_settings)
+        verify_manifest(self.awq_dir, AWQ_KIND)
+        self.language = load_awq(self.awq_dir, self.context.device, AWQ_DTYPE)
+
+    @cached_property
+    def dequantized_twin(self) -> nn.Module:
+        """float32 model of the source architecture with the AWQ checkpoint's weights unpacked."""
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(self.awq_dir)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        with torch.device("meta"):
+            twin = self.context.adapter.model_class(config)
+        state = dequantized_state_dict(self.awq_dir, self.awq_settings.group_size)
+        twin.load_state_dict({k: v.to(self.context.device) for k, v in state.items()}, strict=True, assign=True)
+        from vlparity.paths.split import _materialise_buffers
+
+        _materialise_buffers(twin, self.context.device)
+        return twin.eval()
+
+    def twin_score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
+        """Teacher-forced logits of the dequantized twin on the same inputs (this path's own image embeddings)."""
+        inputs = self._language_inputs(sample)
+        with self.timer.stage("twin"):
+            return teacher_forced_logits(self.dequantized_twin, inputs, tokens)
+
+    def artefact_bytes(self) -> int | None:
+        return sum(path.stat().st_size for path in self.awq_dir.rglob("*.safetensors"))
+
+
+class AwqPath(AwqLanguage, SplitPath):
+    name = "awq"
+    description = "torch vision (split) + AWQ int4 LM (AutoAWQ, loaded through transformers/gptqmodel)"
+
+
+class AwqOnnxPath(AwqLanguage, OnnxPath):
+    name = "awq+onnx"
+    description = "ONNX Runtime vision (fp32) + AWQ int4 LM: the edge deployment"
