@@ -42,7 +42,7 @@ def _common_options() -> argparse.ArgumentParser:
     model = common.add_argument_group("model")
     model.add_argument("--model", "--model-id", default=None, help="local checkpoint dir or hub id (default: fixture)")
     model.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)")
-    model.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="model dtype (auto: float32 on CPU)")
+    model.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="model dtype (auto: float32)")
     model.add_argument("--output-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where artefacts are built/cached")
     output = common.add_argument_group("output")
     verbosity = output.add_mutually_exclusive_group()

@@ -21,7 +21,7 @@ OPTIONS = {
     # option: (ini name, default, help)
     "model": ("vlparity_model", None, "checkpoint dir or hub id (default: bundled Qwen2.5-VL fixture)"),
     "device": ("vlparity_device", "auto", "auto, cpu, cuda or cuda:N; cuda without a GPU is a usage error"),
-    "dtype": ("vlparity_dtype", "auto", f"one of {', '.join(DTYPE_CHOICES)} (auto: float32 on CPU)"),
+    "dtype": ("vlparity_dtype", "auto", f"one of {', '.join(DTYPE_CHOICES)} (auto: float32, the reference)"),
     "paths": ("vlparity_paths", "all", "comma-separated paths to compare against original, or all"),
     "parity-report": ("vlparity_report", None, "write the parity report (JSON) to this file"),
     "max-new-tokens": ("vlparity_max_new_tokens", "16", "greedy tokens generated per sample"),

@@ -28,7 +28,8 @@ def test_unknown_device_names_the_choices() -> None:
         resolve_device("tpu")
 
 
-def test_dtype_auto_is_float32_on_cpu_and_bfloat16_on_cuda() -> None:
+def test_dtype_auto_is_float32_everywhere() -> None:
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
-    assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.float32
+    assert resolve_dtype("bfloat16", torch.device("cuda")) == torch.bfloat16
     assert resolve_dtype("float16", torch.device("cpu")) == torch.float16

@@ -149,6 +149,11 @@ def convert_precision(fp32_path: Path, out_path: Path, precision: Precision) -> 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8)
+        # onnxruntime 1.30's quantizer leaves value_info entries whose shapes contradict the rewritten graph
+        # (strict shape inference: "Inferred shape and existing shape differ"); they are optional hints: drop them.
+        model = onnx.load(str(out_path))
+        del model.graph.value_info[:]
+        onnx.save(model, str(out_path))
     else:
         raise ValueError(precision)
 
