@@ -116,3 +116,16 @@ def test_corrupted_scales_of_one_layer_fail_the_quantization_check(
     result = checked.check_tokens("awq", SAMPLE)
     assert not result.passed
     assert any(reason.startswith("quantization error:") for reason in result.reasons), result.reasons
+
+
+def test_a_kernel_that_computes_wrong_numbers_fails_the_kernel_check(session: ParitySession) -> None:
+    """A kernel bug (one AWQ linear's output 5 % off) hides in quantization noise, but not from the float twin."""
+    checked = ParitySession(session.settings)
+    runner = AwqPath(session.context)
+    runner.prepare()
+    linear = runner.language.model.language_model.layers[0].mlp.down_proj
+    linear.register_forward_hook(lambda _module, _inputs, output: output * 1.05)  # the twin is built from the file
+    checked.use_runner(runner)
+    result = checked.check_tokens("awq", SAMPLE)
+    assert not result.passed
+    assert any(reason.startswith("kernel/format error") for reason in result.reasons), result.reasons

@@ -21,7 +21,7 @@ from vlparity.manifest import library_versions, verify_manifest, write_artefact
 from vlparity.paths.base import PathContext
 from vlparity.paths.language import teacher_forced_logits
 from vlparity.paths.onnx import OnnxPath
-from vlparity.paths.split import SplitPath
+from vlparity.paths.split import SplitPath, materialise_buffers
 from vlparity.quantize.awq import AwqSettings, dequantized_state_dict, load_awq, quantize_to
 
 AWQ_KIND = "awq"
@@ -88,9 +88,7 @@ class AwqLanguage:
             twin = self.context.adapter.model_class(config)
         state = dequantized_state_dict(self.awq_dir, self.awq_settings.group_size)
         twin.load_state_dict({k: v.to(self.context.device) for k, v in state.items()}, strict=True, assign=True)
-        from vlparity.paths.split import _materialise_buffers
-
-        _materialise_buffers(twin, self.context.device)
+        materialise_buffers(twin, self.context.device)
         return twin.eval()
 
     def twin_score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:

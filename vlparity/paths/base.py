@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from vlparity.adapters import FamilyAdapter, adapter_for
 from vlparity.inputs import Sample
@@ -118,3 +119,18 @@ class PathRunner(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"description": self.description}
+
+
+def capture_block_outputs(vision: nn.Module, run: Any) -> list[np.ndarray]:
+    """Run ``run()`` with forward hooks on every block of ``vision``; return each block's output as float32."""
+    captured: list[np.ndarray] = []
+    hooks = [
+        block.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().float().cpu().numpy()))
+        for block in vision.blocks
+    ]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured

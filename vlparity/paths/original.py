@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from vlparity.inputs import Sample, preprocess
-from vlparity.paths.base import Generation, PathContext, PathRunner
+from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs
 from vlparity.paths.language import greedy_generate, teacher_forced_logits, to_device
 
 
@@ -52,8 +52,6 @@ class OriginalPath(PathRunner):
     @torch.inference_mode()
     def vision_block_outputs(self, sample: Sample) -> list[np.ndarray]:
         """Every vision block's output (forward hooks), the reference for locating a divergence."""
-        from vlparity.paths.split import capture_block_outputs
-
         inputs = self._inputs(sample)
         vision = self.context.adapter.vision_tower(self.model)
         return capture_block_outputs(

@@ -20,7 +20,7 @@ from vlparity.export.split import SPLIT_KIND, WEIGHTS_NAME, write_split
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample, preprocess
 from vlparity.manifest import library_versions, verify_manifest
-from vlparity.paths.base import Generation, PathContext, PathRunner
+from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs
 from vlparity.paths.language import greedy_generate, teacher_forced_logits, to_device
 from vlparity.paths.original import load_original
 
@@ -64,7 +64,7 @@ def load_language_model(adapter: FamilyAdapter, language_dir: Path, context: Pat
             f"{language_dir / WEIGHTS_NAME}: does not fit the {adapter.model_type} language model "
             f"(missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}). Rebuild the split."
         )
-    _materialise_buffers(model, context.device)
+    materialise_buffers(model, context.device)
     model.generation_config = GenerationConfig.from_pretrained(language_dir)
     return model.eval()
 
@@ -84,7 +84,7 @@ def _load_aligned(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _materialise_buffers(model: nn.Module, device: torch.device) -> None:
+def materialise_buffers(model: nn.Module, device: torch.device) -> None:
     """Non-persistent buffers (rotary ``inv_freq``) are not in checkpoints: rebuild their modules from config."""
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
@@ -96,21 +96,6 @@ def _materialise_buffers(model: nn.Module, device: torch.device) -> None:
                     )
                 with torch.device(device):
                     setattr(parent, child_name, type(child)(child.config))
-
-
-def capture_block_outputs(vision: nn.Module, run: Any) -> list[np.ndarray]:
-    """Run ``run()`` with forward hooks on every block of ``vision``; return each block's output as float32."""
-    captured: list[np.ndarray] = []
-    hooks = [
-        block.register_forward_hook(lambda _m, _i, out: captured.append(out.detach().float().cpu().numpy()))
-        for block in vision.blocks
-    ]
-    try:
-        run()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return captured
 
 
 class SplitPath(PathRunner):

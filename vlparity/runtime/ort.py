@@ -42,11 +42,6 @@ class OrtOptions:
     graph_optimization: str = "all"
     threads: int = 0  # 0: ORT's default (all cores)
 
-    def __hash__(self) -> int:
-        return hash(
-            (self.ep, tuple(sorted(self.provider_options.items())), self.allow_fallback, self.graph_optimization)
-        )
-
 
 def parse_provider_options(items: list[str]) -> dict[str, str]:
     """``["config_file=vaip.json", "device_id=0"]`` → ``{"config_file": "vaip.json", "device_id": "0"}``."""
