@@ -14,15 +14,16 @@ import numpy as np
 
 from vlparity.devices import dtype_name, resolve_device, resolve_dtype
 from vlparity.errors import UsageError
-from vlparity.inputs import Sample
+from vlparity.inputs import Sample, load_image
 from vlparity.manifest import library_versions
 from vlparity.model_source import resolve_model
+from vlparity.parity.series import error_histogram, merged_patch_grid
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, tolerance_for
 from vlparity.parity.verdict import first_failing, judge_tokens, judge_vision
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
-from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations
+from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 from vlparity.runtime.ort import OrtOptions
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class ParitySession:
             return self._record([result])
         results = []
         diagnosis: dict[str, Any] | None = None
+        grids = self._merged_grids(sample)
         for index, (ref, cand) in enumerate(zip(reference, candidate, strict=True)):
             comparison = compare_tensors(ref, cand, atol=tolerance.vision_atol, rtol=tolerance.vision_rtol)
             verdict = judge_vision(comparison, tolerance)
@@ -155,8 +157,24 @@ class ParitySession:
                 diagnosis = diagnosis if diagnosis is not None else self.diagnose_vision(name, sample)
                 metrics.update(diagnosis)
                 reasons = (*reasons, *_describe_diagnosis(diagnosis))
-            results.append(CheckResult(name, "vision", sample.sample_id, index, verdict.passed, reasons, metrics))
+            histogram = error_histogram(ref, cand)
+            series = {
+                "token_cosine": list(metrics.pop("token_cosines")),  # a plot series, not a gated scalar
+                "grid": list(grids[index]) if index < len(grids) else None,
+                "image": str(sample.images[index]) if index < len(sample.images) else None,
+                "abs_err_histogram": asdict(histogram) if histogram is not None else None,
+            }
+            results.append(
+                CheckResult(name, "vision", sample.sample_id, index, verdict.passed, reasons, metrics, series)
+            )
         return self._record(results)
+
+    def _merged_grids(self, sample: Sample) -> list[tuple[int, int]]:
+        """(rows, cols) of image tokens per image, from the reference processor (for the report's heat maps)."""
+        image_processor = self.runner(REFERENCE_PATH).processor.image_processor
+        images = [load_image(path) for path in sample.images]
+        grid_thw = image_processor(images=images, return_tensors="np")["image_grid_thw"]
+        return [merged_patch_grid(tuple(grid), image_processor.merge_size) for grid in grid_thw.tolist()]
 
     def diagnose_vision(self, name: str, sample: Sample) -> dict[str, Any]:
         """Where an embedding mismatch starts: the first diverging vision block (PyTorch hooks vs the candidate's
@@ -201,7 +219,13 @@ class ParitySession:
         metrics["candidate_tokens"] = candidate.tokens.tolist()
         metrics["reference_text"] = self.decode(reference.tokens)
         metrics["candidate_text"] = self.decode(candidate.tokens)
-        result = CheckResult(name, "tokens", sample.sample_id, None, verdict.passed, verdict.reasons, metrics)
+        tokenizer = self.runner(REFERENCE_PATH).processor.tokenizer  # pieces keep special tokens: end-of-turn shows
+        series = {
+            "kl_per_step": list(metrics.pop("kl_per_step")),  # teacher-forced, on the reference's tokens
+            "reference_pieces": [tokenizer.decode([token]) for token in reference.tokens.tolist()],
+            "candidate_pieces": [tokenizer.decode([token]) for token in candidate.tokens.tolist()],
+        }
+        result = CheckResult(name, "tokens", sample.sample_id, None, verdict.passed, verdict.reasons, metrics, series)
         return self._record([result])[0]
 
     def kernel_error(self, name: str, sample: Sample) -> float | None:
@@ -258,6 +282,10 @@ class ParitySession:
             if runner is not None:
                 path_report.timings = {
                     stage: summarise_durations([record.seconds for record in records])
+                    for stage, records in runner.timer.records.items()
+                }
+                path_report.memory = {
+                    stage: summarise_memory([r.peak_rss_bytes for r in records], [r.cuda_peak_bytes for r in records])
                     for stage, records in runner.timer.records.items()
                 }
                 path_report.artefact_bytes = runner.artefact_bytes()

@@ -1,21 +1,21 @@
-"""JSON rendering of a ``ParityReport`` (schema below), written atomically."""
+"""JSON rendering of a ``ParityReport`` (schema v2, every field documented in docs/report-schema.md)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from vlparity.report.files import atomic_write_text
 from vlparity.report.model import SCHEMA_VERSION, ParityReport
 
 
 def report_to_dict(report: ParityReport) -> dict[str, Any]:
-    """Schema v1: ``{schema_version, model, model_type, device, dtype, reference, passed, versions,
+    """Schema v2: ``{schema_version, model, model_type, device, dtype, reference, passed, versions,
     paths: {name: {passed, description, vision{max_abs_err,min_cosine,…}, tokens{exact,first_divergence,…},
-    timings{stage: {count,total,mean,median,min,max}}, artefact_bytes, details, checks[…]}}}``."""
+    timings{stage: {count,total,mean,median,min,max}}, memory{stage: {peak_rss_bytes,cuda_peak_bytes}},
+    artefact_bytes, details, checks[{…, metrics, series}]}}}``."""
     return {
         "schema_version": SCHEMA_VERSION,
         "model": report.model,
@@ -33,6 +33,7 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
                 "vision": path.vision_summary(),
                 "tokens": path.tokens_summary(),
                 "timings": path.timings,
+                "memory": path.memory,
                 "artefact_bytes": path.artefact_bytes,
                 "details": path.details,
                 "checks": [
@@ -43,6 +44,7 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
                         "passed": check.passed,
                         "reasons": list(check.reasons),
                         "metrics": check.metrics,
+                        "series": check.series,
                     }
                     for check in path.checks
                 ],
@@ -63,15 +65,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def render_json(report: ParityReport) -> str:
+    return json.dumps(_json_safe(report_to_dict(report)), indent=2, allow_nan=False) + "\n"
+
+
 def write_json_report(report: ParityReport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(report_to_dict(report)), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, render_json(report))

@@ -7,12 +7,16 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: per-check ``series`` (plot data) and per-path ``memory``
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One judged comparison: ``vision`` (one image of one sample) or ``tokens`` (one sample)."""
+    """One judged comparison: ``vision`` (one image of one sample) or ``tokens`` (one sample).
+
+    ``metrics`` are what the verdict looked at; ``series`` are per-token / per-step vectors for the plots (vision:
+    ``token_cosine``, ``grid``, ``image``, ``abs_err_histogram``; tokens: ``kl_per_step``, ``*_pieces``).
+    """
 
     path: str
     check: str
@@ -21,6 +25,7 @@ class CheckResult:
     passed: bool
     reasons: tuple[str, ...]
     metrics: dict[str, Any]
+    series: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -32,6 +37,7 @@ class PathReport:
     artefact_bytes: int | None = None
     tolerance_version: int | None = None
     details: dict[str, Any] = field(default_factory=dict)  # path-specific facts, e.g. the ORT provider audit
+    memory: dict[str, dict[str, int | None]] = field(default_factory=dict)  # stage → summarise_memory()
 
     @property
     def passed(self) -> bool | None:
@@ -82,6 +88,16 @@ def summarise_durations(seconds: list[float]) -> dict[str, float]:
         "median": statistics.median(seconds),
         "min": min(seconds),
         "max": max(seconds),
+    }
+
+
+def summarise_memory(peak_rss_bytes: list[int], cuda_peak_bytes: list[int | None]) -> dict[str, int | None]:
+    """Highest memory seen at the end of a stage's runs. RSS is the process high-water mark (every path shares the
+    process, so it is an upper bound); CUDA is the stage's own peak allocation, None off CUDA."""
+    cuda = [value for value in cuda_peak_bytes if value is not None]
+    return {
+        "peak_rss_bytes": max(peak_rss_bytes) if peak_rss_bytes else None,
+        "cuda_peak_bytes": max(cuda) if cuda else None,
     }
 
 
