@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from vlparity.report.model import ParityReport
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
+from vlparity.report.views import answers, fmt
 
 
 def render_table(report: ParityReport) -> str:
@@ -21,12 +12,12 @@ def render_table(report: ParityReport) -> str:
     for path in report.candidates:
         vision, tokens = path.vision_summary(), path.tokens_summary()
         if vision["checks"]:
-            worst = f"max|Δ| {_fmt(vision['max_abs_err'])}  min cos {_fmt(vision['min_cosine'])}"
+            worst = f"max|Δ| {fmt(vision['max_abs_err'])}  min cos {fmt(vision['min_cosine'])}"
             rows.append((path.name, "vision", vision["checks"], vision["failed"], worst, vision["failed"] == 0))
         if tokens["checks"]:
             worst = (
-                f"exact {_fmt(tokens['exact'])}  1st div {_fmt(tokens['first_divergence'])}  "
-                f"KL max {_fmt(tokens['kl_max'])}  top1 {_fmt(tokens['min_same_top1_rate'])}"
+                f"exact {fmt(tokens['exact'])}  1st div {fmt(tokens['first_divergence'])}  "
+                f"KL max {fmt(tokens['kl_max'])}  top1 {fmt(tokens['min_same_top1_rate'])}"
             )
             rows.append((path.name, "tokens", tokens["checks"], tokens["failed"], worst, tokens["failed"] == 0))
         if not path.checks:
@@ -54,20 +45,14 @@ def render_table(report: ParityReport) -> str:
 
 def render_answers(report: ParityReport, limit: int = 12) -> list[str]:
     """What each path answered, per sample: ``=`` where a path said exactly what ``original`` said."""
-    answers: dict[str, dict[str, str]] = {}
-    for path in report.candidates:
-        for check in path.checks:
-            if check.check == "tokens":
-                row = answers.setdefault(check.sample_id, {report.reference: check.metrics["reference_text"]})
-                same = check.metrics["candidate_tokens"] == check.metrics["reference_tokens"]
-                row[path.name] = "=" if same else repr(check.metrics["candidate_text"])
-    if not answers:
+    rows = answers(report)
+    if not rows:
         return []
     lines = ["answers (= same tokens as original):"]
-    for sample_id, row in list(answers.items())[:limit]:
+    for sample_id, row in list(rows.items())[:limit]:
         reference = row.pop(report.reference)
-        others = "  ".join(f"{name} {text}" for name, text in row.items())
+        others = "  ".join(f"{name} {'=' if text is None else repr(text)}" for name, text in row.items())
         lines.append(f"  {sample_id}: {report.reference} {reference!r}  {others}")
-    if len(answers) > limit:
-        lines.append(f"  … {len(answers) - limit} more samples in the JSON report")
+    if len(rows) > limit:
+        lines.append(f"  … {len(rows) - limit} more samples in the JSON report")
     return lines

@@ -1,0 +1,301 @@
+"""HTML rendering: one self-contained file (inline CSS, SVG plots, base64 thumbnails, no URL) to open anywhere.
+
+Sections: summary, failing checks, answers, |Δ| histograms per path, token-cosine heat maps over the images, token
+divergence timelines, latency and memory. Plots are drawn in ``svg.py``; this module lays out the page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from html import escape
+from typing import Any
+
+from vlparity.report.model import CheckResult, ParityReport, PathReport
+from vlparity.report.svg import (
+    bars_svg,
+    heat_legend_svg,
+    heatmap_svg,
+    histogram_svg,
+    merge_histograms,
+    timeline_svg,
+)
+from vlparity.report.views import answers, fmt, fmt_bytes, fmt_cosine, fmt_seconds, overall
+
+MAX_PLOTS_PER_PATH = 40  # heat maps / timelines per path; failing checks first, the rest are in the JSON report
+STAGE_ORDER = ("load", "build", "export", "quantize", "preprocess", "vision_encode", "generate", "teacher_forced")
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #1f2328; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }
+.meta { color: #57606a; margin-bottom: 12px; }
+.badge { display: inline-block; padding: 1px 10px; border-radius: 12px; color: #fff; font-weight: 600; }
+.pass { background: #1a7f37; } .fail { background: #cf222e; } .none { background: #8c959f; }
+table { border-collapse: collapse; margin: 6px 0; } td, th { border: 1px solid #d0d7de; padding: 3px 8px; }
+th { background: #f6f8fa; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.reference td { color: #57606a; }
+.plots { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
+figure { margin: 0; } figcaption { font-size: 12px; color: #57606a; max-width: 260px; overflow-wrap: anywhere; }
+figure.failed figcaption { color: #cf222e; } .scroll { overflow-x: auto; }
+details { margin: 8px 0; } summary { cursor: pointer; font-weight: 600; }
+svg text { font-family: system-ui, sans-serif; fill: #1f2328; } .note { color: #57606a; font-size: 12px; }
+pre { background: #f6f8fa; padding: 8px; overflow-x: auto; font-size: 12px; }
+"""
+
+# The only script: counts the plots (a headless browser test reads the marker) and wires expand/collapse all.
+SCRIPT = """
+(function () {
+  var plots = document.querySelectorAll("svg.plot");
+  document.body.setAttribute("data-plots-rendered", String(plots.length));
+  function setAll(open) { document.querySelectorAll("details.plots-of-path").forEach(function (d) { d.open = open; }); }
+  document.getElementById("expand-all").addEventListener("click", function () { setAll(true); });
+  document.getElementById("collapse-all").addEventListener("click", function () { setAll(false); });
+})();
+"""
+
+
+def _verdict_badge(passed: bool | None, none: str = "not run") -> str:
+    css, text = {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("none", none)}[passed]
+    return f'<span class="badge {css}">{escape(text)}</span>'
+
+
+def _where(check: CheckResult) -> str:
+    image = "" if check.image_index is None else f" · image {check.image_index}"
+    return f"{check.sample_id}{image}"
+
+
+def render_html(report: ParityReport) -> str:
+    """The whole report as one HTML document (UTF-8, no external resource)."""
+    sections = [
+        _summary(report),
+        _failures(report),
+        _answers(report),
+        _histograms(report),
+        _heatmaps(report),
+        _timelines(report),
+        _resources(report),
+    ]
+    title = f"vlparity: {report.model}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<h1>vlparity parity report {_verdict_badge(overall(report), 'nothing ran')}</h1>\n"
+        f'<div class="meta">{escape(report.model)} ({escape(report.model_type)}) on {escape(report.device)}/'
+        f"{escape(report.dtype)} · every path compared with <b>{escape(report.reference)}</b> · "
+        '<button id="expand-all" type="button">expand all</button> '
+        '<button id="collapse-all" type="button">collapse all</button></div>\n'
+        + "\n".join(section for section in sections if section)
+        + f"\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+def _summary(report: ParityReport) -> str:
+    head = (
+        "<tr><th>path</th><th>description</th><th>vision checks (failed)</th><th>max&nbsp;|Δ|</th><th>min cosine</th>"
+        "<th>token checks (failed)</th><th>exact</th><th>1st divergence</th><th>KL max</th><th>same top-1</th>"
+        "<th>artefact</th><th>verdict</th></tr>"
+    )
+    rows = []
+    for name, path in report.paths.items():
+        vision, tokens = path.vision_summary(), path.tokens_summary()
+        reference = name == report.reference
+        cells = [
+            f"<td><b>{escape(name)}</b></td><td>{escape(path.description)}</td>",
+            f'<td class="num">{vision["checks"]} ({vision["failed"]})</td>',
+            f'<td class="num">{fmt(vision["max_abs_err"])}</td><td class="num">{fmt_cosine(vision["min_cosine"])}</td>',
+            f'<td class="num">{tokens["checks"]} ({tokens["failed"]})</td>',
+            f"<td>{fmt(tokens['exact']) if tokens['checks'] else '-'}</td>",
+            f'<td class="num">{fmt(tokens["first_divergence"])}</td><td class="num">{fmt(tokens["kl_max"])}</td>',
+            f'<td class="num">{fmt(tokens["min_same_top1_rate"])}</td>',
+            f'<td class="num">{fmt_bytes(path.artefact_bytes)}</td>',
+            "<td>reference</td>" if reference else f"<td>{_verdict_badge(path.passed)}</td>",
+        ]
+        rows.append(f'<tr class="{"reference" if reference else "candidate"}">{"".join(cells)}</tr>')
+    return f'<h2 id="summary">Summary</h2>\n<table class="summary">{head}{"".join(rows)}</table>'
+
+
+def _failures(report: ParityReport) -> str:
+    failures = [check for path in report.candidates for check in path.checks if not check.passed]
+    if not failures:
+        return ""
+    items = "".join(
+        f"<li><b>{escape(check.path)}</b> {escape(check.check)} [{escape(_where(check))}]: "
+        f"{escape('; '.join(check.reasons) or 'no reason recorded')}</li>"
+        for check in failures
+    )
+    return f'<h2 id="failures">Failing checks ({len(failures)})</h2>\n<ul class="failures">{items}</ul>'
+
+
+def _answers(report: ParityReport) -> str:
+    rows = answers(report)
+    if not rows:
+        return ""
+    names = [path.name for path in report.candidates if any(c.check == "tokens" for c in path.checks)]
+    head = "<tr><th>sample</th>" + "".join(f"<th>{escape(n)}</th>" for n in [report.reference, *names]) + "</tr>"
+    body = []
+    for sample_id, row in rows.items():
+        cells = [f"<td>{escape(sample_id)}</td><td>{escape(repr(row[report.reference]))}</td>"]
+        for name in names:
+            text = "-" if name not in row else "=" if row[name] is None else repr(row[name])
+            cells.append(f'<td class="{"same" if text == "=" else "differs"}">{escape(text)}</td>')
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<h2 id="answers">Answers</h2>\n<p class="note">= : the very tokens {escape(report.reference)} generated.</p>'
+        f'<table class="answers">{head}{"".join(body)}</table>'
+    )
+
+
+def _vision(path: PathReport) -> list[CheckResult]:
+    return [check for check in path.checks if check.check == "vision"]
+
+
+def _histograms(report: ParityReport) -> str:
+    plots = []
+    for path in report.candidates:
+        merged = merge_histograms([check.series.get("abs_err_histogram") for check in _vision(path)])
+        if merged is not None:
+            plots.append(f"<figure>{histogram_svg(merged, f'{path.name}: |Δ| of image embeddings')}</figure>")
+    if not plots:
+        return ""
+    return (
+        '<h2 id="histograms">Embedding error per path</h2>\n<p class="note">Every element of every image embedding, '
+        "binned by log10 |candidate − reference|; green: exactly equal, purple: NaN/Inf.</p>\n"
+        f'<div class="plots">{"".join(plots)}</div>'
+    )
+
+
+def _ordered(checks: list[CheckResult]) -> tuple[list[CheckResult], int]:
+    """Failing checks first (stable), capped; also how many were left out."""
+    ordered = sorted(checks, key=lambda check: check.passed)
+    return ordered[:MAX_PLOTS_PER_PATH], max(0, len(ordered) - MAX_PLOTS_PER_PATH)
+
+
+def _worst(report: ParityReport, key: str, pick: Any) -> str | None:
+    """The path whose plots open by default: the worst one, since identical paths look the same."""
+    values = {}
+    for path in report.candidates:
+        summary = path.vision_summary() if key == "min_cosine" else path.tokens_summary()
+        value = summary[key]
+        if value is not None:
+            nan = isinstance(value, float) and math.isnan(value)
+            values[path.name] = (float("-inf") if pick is min else float("inf")) if nan else value  # NaN: worst
+    return pick(values, key=values.__getitem__) if values else None
+
+
+def _path_block(path: PathReport, summary: str, open_: bool, figures: list[str], left_out: int) -> str:
+    more = f'<p class="note">… {left_out} more in the JSON report.</p>' if left_out else ""
+    return (
+        f'<details class="plots-of-path" data-path="{escape(path.name)}"{" open" if open_ else ""}>'
+        f'<summary>{escape(path.name)}: {escape(summary)}</summary><div class="plots">{"".join(figures)}</div>'
+        f"{more}</details>"
+    )
+
+
+def _heatmaps(report: ParityReport) -> str:
+    worst = _worst(report, "min_cosine", min)
+    blocks = []
+    for path in report.candidates:
+        checks, left_out = _ordered([check for check in _vision(path) if check.series.get("token_cosine")])
+        if not checks:
+            continue
+        figures = []
+        for check in checks:
+            series = check.series
+            label = f"{path.name} · {_where(check)}"
+            plot = heatmap_svg(series["token_cosine"], series.get("grid"), series.get("image"), label)
+            caption = f"{_where(check)} · min cos {fmt_cosine(check.metrics.get('min_token_cosine'))}"
+            css = "" if check.passed else ' class="failed"'
+            figures.append(f"<figure{css}>{plot}<figcaption>{escape(caption)}</figcaption></figure>")
+        summary = f"{len(_vision(path))} images, min cosine {fmt_cosine(path.vision_summary()['min_cosine'])}"
+        blocks.append(_path_block(path, summary, not path.passed or path.name == worst, figures, left_out))
+    if not blocks:
+        return ""
+    return (
+        '<h2 id="heatmaps">Image tokens: cosine over the image</h2>\n<p class="note">One square per image token '
+        "(merged patch) on the image it came from; the redder, the further the candidate's token embedding points "
+        "from the reference's (fixed log scale below, the same for every image and path).</p>\n"
+        f"{heat_legend_svg()}\n" + "\n".join(blocks)
+    )
+
+
+def _timelines(report: ParityReport) -> str:
+    worst = _worst(report, "kl_max", max)
+    blocks = []
+    for path in report.candidates:
+        checks, left_out = _ordered([check for check in path.checks if check.check == "tokens"])
+        if not checks:
+            continue
+        figures = []
+        for check in checks:
+            series, metrics = check.series, check.metrics
+            plot = timeline_svg(
+                series.get("reference_pieces", [str(t) for t in metrics.get("reference_tokens", [])]),
+                series.get("candidate_pieces", [str(t) for t in metrics.get("candidate_tokens", [])]),
+                series.get("kl_per_step", []),
+                metrics.get("first_divergence"),
+                f"{path.name} · {check.sample_id}",
+            )
+            caption = (
+                f"{check.sample_id} · exact {fmt(metrics.get('exact'))} · KL max {fmt(metrics.get('kl_max'))} · "
+                f"same top-1 {fmt(metrics.get('same_top1_rate'))}"
+            )
+            css = "" if check.passed else ' class="failed"'
+            figures.append(
+                f'<figure{css}><div class="scroll">{plot}</div><figcaption>{escape(caption)}</figcaption></figure>'
+            )
+        tokens = path.tokens_summary()
+        summary = f"{tokens['checks']} samples, KL max {fmt(tokens['kl_max'])}, exact {fmt(tokens['exact'])}"
+        blocks.append(_path_block(path, summary, not path.passed or path.name == worst, figures, left_out))
+    if not blocks:
+        return ""
+    return (
+        '<h2 id="timelines">Generated tokens: divergence timeline</h2>\n<p class="note">Top: the greedy tokens of '
+        "the reference and of the candidate, step by step (red: different). Bottom: KL(reference ‖ candidate) of "
+        "the next-token distributions when both are fed the reference's tokens (log scale; 0 drawn as 0).</p>\n"
+        + "\n".join(blocks)
+    )
+
+
+def _stages(report: ParityReport) -> list[str]:
+    seen = {stage for path in report.paths.values() for stage in path.timings}
+    return [s for s in STAGE_ORDER if s in seen] + sorted(seen - set(STAGE_ORDER))
+
+
+def _resources(report: ParityReport) -> str:
+    plots = []
+    for stage in _stages(report):
+        rows = [
+            (
+                name,
+                path.timings[stage]["mean"],
+                f"mean {fmt_seconds(path.timings[stage]['mean'])} · n={path.timings[stage]['count']:.0f} · "
+                f"total {fmt_seconds(path.timings[stage]['total'])}",
+            )
+            for name, path in report.paths.items()
+            if stage in path.timings
+        ]
+        plots.append(f"<figure>{bars_svg('latency', f'{stage}: seconds per call', rows)}</figure>")
+    for key, label in (("peak_rss_bytes", "peak RSS (process)"), ("cuda_peak_bytes", "peak CUDA memory")):
+        rows = []
+        for name, path in report.paths.items():
+            values = [memory[key] for memory in path.memory.values() if memory.get(key) is not None]
+            if values:
+                rows.append((name, float(max(values)), fmt_bytes(max(values))))
+        if rows:
+            plots.append(f"<figure>{bars_svg('memory', label, rows)}</figure>")
+    if not plots:
+        return ""
+    details = "".join(
+        f"<details><summary>{escape(name)}: details</summary>"
+        f"<pre>{escape(json.dumps(path.details, indent=2, default=str))}</pre></details>"
+        for name, path in report.paths.items()
+        if path.details
+    )
+    versions = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in report.versions.items())
+    return (
+        '<h2 id="resources">Latency and memory per stage and path</h2>\n<p class="note">Wall time per call of each '
+        "stage. Peak RSS is the process's high-water mark at the end of the path's stages: every path runs in one "
+        "process, so it is an upper bound for the path (CUDA peaks are per stage).</p>\n"
+        f'<div class="plots">{"".join(plots)}</div>{details}'
+        f"<details><summary>library versions</summary><table>{versions}</table></details>"
+    )

@@ -1,0 +1,98 @@
+"""Markdown rendering (GitHub-flavoured): what a CI job summary (``$GITHUB_STEP_SUMMARY``) shows of a run."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from vlparity.report.model import CheckResult, ParityReport
+from vlparity.report.views import answers, fmt, fmt_cosine, overall
+
+MAX_FAILURES = 30
+MAX_ANSWERS = 30
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|#~])")
+
+
+def md_text(value: object) -> str:
+    """Inert Markdown for untrusted text (prompts, answers, reasons): HTML and Markdown syntax escaped, one line."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "✅ PASS", False: "❌ FAIL", None: "no check ran"}[passed]
+
+
+def _where(check: CheckResult) -> str:
+    image = "" if check.image_index is None else f" image {check.image_index}"
+    return f"{md_text(check.sample_id)}{image}"
+
+
+def render_markdown(report: ParityReport) -> str:
+    """Summary table per path, the failing checks with their reasons, and what each path answered."""
+    lines = [
+        f"## vlparity parity report: {_verdict(overall(report))}",
+        "",
+        f"{md_text(report.model)} ({md_text(report.model_type)}) on {md_text(report.device)}/{md_text(report.dtype)}, "
+        f"reference path: {md_text(report.reference)}",
+        "",
+        "| path | vision checks (failed) | max \\|Δ\\| | min cosine | token checks (failed) | exact | 1st divergence "
+        "| KL max | same top-1 | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in report.candidates:
+        vision, tokens = path.vision_summary(), path.tokens_summary()
+        cells = [
+            md_text(path.name),
+            f"{vision['checks']} ({vision['failed']})",
+            fmt(vision["max_abs_err"]),
+            fmt_cosine(vision["min_cosine"]),
+            f"{tokens['checks']} ({tokens['failed']})",
+            fmt(tokens["exact"]) if tokens["checks"] else "-",
+            fmt(tokens["first_divergence"]),
+            fmt(tokens["kl_max"]),
+            fmt(tokens["min_same_top1_rate"]),
+            _verdict(path.passed),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.extend(_failures(report))
+    lines.extend(_answers(report))
+    return "\n".join(lines) + "\n"
+
+
+def _failures(report: ParityReport) -> list[str]:
+    failures = [check for path in report.candidates for check in path.checks if not check.passed]
+    if not failures:
+        return []
+    lines = ["", f"### Failing checks ({len(failures)})", ""]
+    for check in failures[:MAX_FAILURES]:
+        reasons = "; ".join(md_text(reason) for reason in check.reasons) or "no reason recorded"
+        lines.append(f"- **{md_text(check.path)}** {check.check} [{_where(check)}]: {reasons}")
+    if len(failures) > MAX_FAILURES:
+        lines.append(f"- … and {len(failures) - MAX_FAILURES} more (see the JSON or HTML report)")
+    return lines
+
+
+def _answers(report: ParityReport) -> list[str]:
+    rows = answers(report)
+    if not rows:
+        return []
+    names = [path.name for path in report.candidates if any(c.check == "tokens" for c in path.checks)]
+    lines = [
+        "",
+        f"### Answers (= same tokens as {md_text(report.reference)})",
+        "",
+        "| sample | " + " | ".join(md_text(name) for name in [report.reference, *names]) + " |",
+        "| --- " * (len(names) + 2) + "|",
+    ]
+    for sample_id, row in list(rows.items())[:MAX_ANSWERS]:
+        cells = [md_text(sample_id), _answer(row[report.reference])]
+        cells += ["-" if name not in row else "=" if row[name] is None else _answer(row[name]) for name in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(rows) > MAX_ANSWERS:
+        lines.append(f"\n… {len(rows) - MAX_ANSWERS} more samples in the JSON or HTML report")
+    return lines
+
+
+def _answer(text: str | None) -> str:
+    return md_text(text) if text else "(empty)"
