@@ -251,14 +251,17 @@ class ParitySession:
         return results
 
     def run(self, samples: list[Sample], progress: bool = False) -> ParityReport:
-        """Every check of every candidate path on every sample."""
-        for name in self.candidates:
-            for index, sample in enumerate(samples, start=1):
-                if progress:
-                    log.info("%s: sample %d/%d %s", name, index, len(samples), sample.sample_id)
-                if sample.images:
-                    self.check_vision(name, sample)
-                self.check_tokens(name, sample)
+        """Every check of every candidate path on every sample. ``progress``: a bar on a terminal, else log lines."""
+        from vlparity.progress import bar, enabled
+
+        steps = [(name, index, sample) for name in self.candidates for index, sample in enumerate(samples, start=1)]
+        shown = progress and enabled()
+        for name, index, sample in bar(steps, f"judging {', '.join(self.candidates)}") if shown else steps:
+            if progress and not shown:
+                log.info("%s: sample %d/%d %s", name, index, len(samples), sample.sample_id)
+            if sample.images:
+                self.check_vision(name, sample)
+            self.check_tokens(name, sample)
         return self.report()
 
     def report(self) -> ParityReport:
