@@ -6,6 +6,7 @@ Thin on purpose: all running and judging happens in ``vlparity.session``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ OPTIONS = {
     "device": ("vlparity_device", "auto", "auto, cpu, cuda or cuda:N; cuda without a GPU is a usage error"),
     "dtype": ("vlparity_dtype", "auto", f"one of {', '.join(DTYPE_CHOICES)} (auto: float32, the reference)"),
     "paths": ("vlparity_paths", "all", "comma-separated paths to compare against original, or all"),
-    "parity-report": ("vlparity_report", None, "write the parity report (JSON) to this file"),
+    "parity-report": ("vlparity_report", None, "write the parity report here: .json, .md or .html (by suffix)"),
     "max-new-tokens": ("vlparity_max_new_tokens", "16", "greedy tokens generated per sample"),
     "vlparity-cache-dir": ("vlparity_cache_dir", str(DEFAULT_CACHE_DIR), "artefact cache (relative to rootdir)"),
     "ep": ("vlparity_ep", "cpu", "ONNX Runtime execution provider: cpu, cuda, vitisai or auto"),
@@ -110,7 +111,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line("no parity check ran through the shared parity_session in this run")
     report_path = _option(config, "parity-report")
     if report_path:
-        from vlparity.report.json_report import write_json_report
+        from vlparity.report import write_report
 
-        written = write_json_report(session.report(), Path(report_path))
-        terminalreporter.write_line(f"parity report written to {written}")
+        try:
+            written = write_report(report, Path(report_path))
+            terminalreporter.write_line(f"parity report written to {written}")
+        except VlparityError as exc:  # e.g. an unknown suffix: the run's results stand, say why the file is missing
+            terminalreporter.write_line(f"vlparity: no parity report written: {exc}", red=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # GitHub Actions shows this file on the run's page
+        from vlparity.report.markdown import render_markdown
+
+        try:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(render_markdown(report) + "\n")
+        except OSError as exc:
+            terminalreporter.write_line(f"vlparity: GITHUB_STEP_SUMMARY {summary}: {exc}", red=True)
