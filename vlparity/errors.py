@@ -32,3 +32,8 @@ class InputFileError(VlparityError):
 
 class ArtefactError(VlparityError):
     """A written artefact (split checkpoint, export) is incomplete, corrupted or does not match its manifest."""
+
+
+class ArtefactContractError(ArtefactError):
+    """An artefact built outside vlparity (``--onnx-vision``, ``--awq-model``, ``--split-dir``) does not fit the
+    model's input/output contract; the message names the file, the mismatch (expected vs found) and the remedy."""

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vlparity import progress
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample
 from vlparity.manifest import library_versions, verify_manifest, write_artefact
@@ -52,7 +53,8 @@ def build_awq(context: PathContext, settings: AwqSettings) -> Path:
 
         model = context.adapter.model_class.from_pretrained(context.source.directory, dtype=torch.float32).eval()
         processor = AutoProcessor.from_pretrained(context.source.directory)
-        quantize_to(model, processor, context.source.model_type, settings, tmp)
+        with progress.stage(f"AWQ: calibrating and quantizing the language model (group size {settings.group_size})"):
+            quantize_to(model, processor, context.source.model_type, settings, tmp)
         return {
             "source_model": context.source.reference,
             "source_sha256": context.source.content_hash(),
@@ -70,11 +72,15 @@ class AwqLanguage:
     awq_dir: Path | None = None  # set to judge an existing AWQ checkpoint instead of building one
 
     def _load_language(self) -> None:
+        self._awq_checkpoint()
+        self.language = load_awq(self.awq_dir, self.context.device, AWQ_DTYPE)
+
+    def _awq_checkpoint(self) -> None:
+        """Quantize the LM if it is not cached (sets ``awq_dir``) and verify the checkpoint against its manifest."""
         if self.awq_dir is None:
             with self.timer.stage("quantize"):
                 self.awq_dir = build_awq(self.context, self.awq_settings)
         verify_manifest(self.awq_dir, AWQ_KIND)
-        self.language = load_awq(self.awq_dir, self.context.device, AWQ_DTYPE)
 
     @cached_property
     def dequantized_twin(self) -> nn.Module:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from vlparity import progress
 from vlparity.errors import ArtefactError
 from vlparity.export.onnx_vision import (
     MODEL_NAME,
@@ -68,12 +69,14 @@ def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
             model = context.adapter.model_class.from_pretrained(context.source.directory, dtype=torch.float32)
             vision = context.adapter.vision_tower(model).eval()
             example = _example_inputs(vision.config)
-            export_fp32(vision, context.adapter, example, model_path, settings.opset, settings.attention)
+            with progress.stage("exporting the vision encoder to ONNX"):
+                export_fp32(vision, context.adapter, example, model_path, settings.opset, settings.attention)
             del model
         else:
             fp32_dir = build_onnx_vision(context, ExportSettings("fp32", settings.opset, settings.attention))
             log.info("converting the ONNX vision model to %s…", settings.precision)
-            convert_precision(fp32_dir / MODEL_NAME, model_path, settings.precision)
+            with progress.stage(f"converting the ONNX vision encoder to {settings.precision}"):
+                convert_precision(fp32_dir / MODEL_NAME, model_path, settings.precision)
         validate(model_path)
         stamp_metadata(model_path, {key: str(value) for key, value in metadata.items()})
         return metadata
@@ -89,6 +92,7 @@ class OnnxPath(SplitPath):
     def __init__(self, context: PathContext, onnx_dir: Path | None = None) -> None:
         super().__init__(context)
         self.onnx_dir = onnx_dir
+        self.model_path: Path | None = None
         self.session: AuditedSession | None = None
 
     @property
@@ -96,12 +100,17 @@ class OnnxPath(SplitPath):
         return self.context.ort
 
     def _load_vision(self) -> None:
+        self.model_path = self._vision_model()
+        self.session = AuditedSession(self.model_path, self.ort_options)
+        self.vision = None
+
+    def _vision_model(self) -> Path:
+        """Export the vision encoder if it is not cached, verify it against its manifest, return the .onnx file."""
         if self.onnx_dir is None:
             with self.timer.stage("export"):
                 self.onnx_dir = build_onnx_vision(self.context, ExportSettings(self.precision))
         verify_manifest(self.onnx_dir, ONNX_KIND)
-        self.session = AuditedSession(self.onnx_dir / MODEL_NAME, self.ort_options)
-        self.vision = None
+        return self.onnx_dir / MODEL_NAME
 
     def feeds(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> dict[str, np.ndarray]:
         vision_config = self.language.config.vision_config
@@ -127,7 +136,7 @@ class OnnxPath(SplitPath):
         from onnx.reference import ReferenceEvaluator
 
         inputs = self._inputs(sample)
-        evaluator = ReferenceEvaluator(str(self.onnx_dir / MODEL_NAME))
+        evaluator = ReferenceEvaluator(str(self.model_path))
         (embeds,) = evaluator.run(["image_embeds"], self.feeds(inputs["pixel_values"], inputs["image_grid_thw"]))
         merge = self.language.config.vision_config.spatial_merge_size
         return [

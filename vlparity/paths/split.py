@@ -13,6 +13,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from vlparity import progress
 from vlparity.adapters import FamilyAdapter
 from vlparity.devices import dtype_name
 from vlparity.errors import ArtefactError
@@ -113,12 +114,7 @@ class SplitPath(PathRunner):
     def _prepare(self) -> None:
         from transformers import AutoImageProcessor, AutoProcessor
 
-        if not self.artefact_dir.exists():
-            with self.timer.stage("build"):
-                model, processor = load_original(self.context)
-                write_split(model, processor, self.context.adapter, self.context.source, self.artefact_dir)
-                del model
-        manifest = verify_manifest(self.artefact_dir, SPLIT_KIND)
+        manifest = self._split_manifest()
         self.attn_implementation = manifest.get("attn_implementation") or "sdpa"
         self._load_language()
         self.processor = AutoProcessor.from_pretrained(
@@ -126,6 +122,15 @@ class SplitPath(PathRunner):
             image_processor=AutoImageProcessor.from_pretrained(self.artefact_dir / "vision"),
         )
         self._load_vision()
+
+    def _split_manifest(self) -> dict[str, Any]:
+        """Build the split artefact if it is not cached, verify it against its manifest and return the manifest."""
+        if not self.artefact_dir.exists():
+            with self.timer.stage("build"), progress.stage("writing the split artefact"):
+                model, processor = load_original(self.context)
+                write_split(model, processor, self.context.adapter, self.context.source, self.artefact_dir)
+                del model
+        return verify_manifest(self.artefact_dir, SPLIT_KIND)
 
     def _load_language(self) -> None:
         """Load the language model this path generates with (here: the split's safetensors LM, vision-free)."""
