@@ -1,9 +1,15 @@
-"""Project-wide pytest set-up: hypothesis profiles. The vlparity plugin itself loads through its pytest11 entry point.
+"""Project-wide pytest set-up: hypothesis profiles, the benchmark suite's options and storage location.
+
+The vlparity plugin itself loads through its pytest11 entry point.
 
 --hypothesis-profile=ci       deterministic and bounded (default)
 --hypothesis-profile=nightly  many more examples, random seeds
+--perf-size=tiny|real         benchmark model size (tests/perf)
 """
 
+from __future__ import annotations
+
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -11,3 +17,20 @@ settings.register_profile(
 )
 settings.register_profile("nightly", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
+
+PYTEST_BENCHMARK_DEFAULT_STORAGE = "file://./.benchmarks"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("vlparity perf").addoption(
+        "--perf-size",
+        choices=["tiny", "real"],
+        default="tiny",
+        help="tiny: the bundled fixtures (CI); real: Qwen2.5-VL-3B vision dims + LM slice, random weights (minutes)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep benchmark baselines in <rootdir>/.benchmarks whatever the working directory (unless given explicitly)."""
+    if config.getoption("benchmark_storage", None) == PYTEST_BENCHMARK_DEFAULT_STORAGE:
+        config.option.benchmark_storage = f"file://{config.rootpath / '.benchmarks'}"

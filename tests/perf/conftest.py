@@ -1,15 +1,119 @@
-"""Shared objects for the benchmarks: one context on the bundled fixture (CPU, float32) and cached ONNX exports."""
+"""Shared objects for the benchmarks: the model of the chosen ``--perf-size``, prepared runners, sample images, the
+machine's GEMM peaks, and a closing table of speed ratios against the reference path."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image
 
+from vlparity.inputs import Sample, fixture_images, fixture_prompts
 from vlparity.model_source import resolve_model
-from vlparity.paths.base import PathContext
+from vlparity.paths import PATHS, REFERENCE_PATH, PathContext, PathRunner, create_path
+from vlparity.perf.real_size import build_real_size_model
+from vlparity.perf.roofline import GemmPeak, ort_gemm_peak, torch_gemm_peak
+from vlparity.pytest_plugin import settings_from_config
+
+REAL_IMAGE_SIDES = (448, 896)
+
+
+def awq_available() -> bool:
+    try:
+        import awq  # noqa: F401
+        import gptqmodel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def available_paths() -> list[str]:
+    return [name for name in PATHS if "awq" not in name or awq_available()]
+
+
+@pytest.fixture(scope="session")
+def perf_size(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("perf_size")
+
+
+@pytest.fixture(scope="session")
+def perf_context(request: pytest.FixtureRequest, perf_size: str) -> PathContext:
+    """CPU or CUDA per ``--device`` (float32), artefacts in the run's cache dir, model per ``--perf-size``."""
+    from vlparity.devices import resolve_device
+
+    settings = settings_from_config(request.config)
+    model = build_real_size_model(settings.cache_dir) if perf_size == "real" else settings.model
+    return PathContext(resolve_model(model), resolve_device(settings.device), torch.float32, settings.cache_dir)
 
 
 @pytest.fixture(scope="session")
 def fixture_context(request: pytest.FixtureRequest) -> PathContext:
-    cache = request.config.rootpath / ".vlparity-cache"
-    return PathContext(resolve_model(None), torch.device("cpu"), torch.float32, cache)
+    """Always the bundled fixture on CPU (for benchmarks that compare variants at fixed, small dimensions)."""
+    settings = settings_from_config(request.config)
+    return PathContext(resolve_model(None), torch.device("cpu"), torch.float32, settings.cache_dir)
+
+
+@pytest.fixture(scope="session")
+def runner_for(perf_context: PathContext) -> Callable[[str], PathRunner]:
+    """Prepared runners, built once per session (artefacts come from / go to the cache)."""
+    runners: dict[str, PathRunner] = {}
+
+    def get(name: str) -> PathRunner:
+        if name not in runners:
+            runners[name] = create_path(name, perf_context)
+            runners[name].prepare()
+        return runners[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def perf_images(perf_size: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """tiny: one fixture image; real: a fixture image resized to 448² and 896² (no downscaling by the processor)."""
+    source = fixture_images()[0]
+    if perf_size == "tiny":
+        return {source.stem: source}
+    folder = tmp_path_factory.mktemp("perf-images")
+    images = {}
+    for side in REAL_IMAGE_SIDES:
+        images[f"{side}px"] = folder / f"{side}px.png"
+        Image.open(source).convert("RGB").resize((side, side), Image.Resampling.BICUBIC).save(images[f"{side}px"])
+    return images
+
+
+@pytest.fixture(scope="session")
+def perf_sample(perf_images: dict[str, Path]) -> Sample:
+    """The sample the language-model stages run: the first (smallest) image with the first fixture prompt."""
+    return Sample((next(iter(perf_images.values())),), fixture_prompts()[0])
+
+
+@pytest.fixture(scope="session")
+def gemm_peaks() -> dict[str, GemmPeak]:
+    """Measured once per run, next to the benchmarks that are read against them."""
+    peaks = {"torch fp32": torch_gemm_peak(torch.float32), "ort fp32": ort_gemm_peak("fp32")}
+    peaks["ort int8"] = ort_gemm_peak("int8")
+    return peaks
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Median of every benchmark as a multiple of the reference path's in the same group (speed-up > 1)."""
+    session = getattr(config, "_benchmarksession", None)
+    benchmarks = [bench for bench in getattr(session, "benchmarks", []) if bench.stats and bench.group]
+    lines = []
+    for group in sorted({bench.group for bench in benchmarks}):
+        members = {bench.extra_info.get("path"): bench for bench in benchmarks if bench.group == group}
+        reference = members.get(REFERENCE_PATH)
+        if reference is None or len(members) < 2:
+            continue
+        ratios = ", ".join(
+            f"{path} {reference.stats.median / bench.stats.median:.2f}×"
+            for path, bench in members.items()
+            if path not in (None, REFERENCE_PATH)
+        )
+        lines.append(f"{group}: {ratios}")
+    if lines:
+        terminalreporter.section("speed-up over original (median, same run)")
+        for line in lines:
+            terminalreporter.write_line(line)

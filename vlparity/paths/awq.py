@@ -99,7 +99,7 @@ class AwqLanguage:
 
     def twin_score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
         """Teacher-forced logits of the dequantized twin on the same inputs (this path's own image embeddings)."""
-        inputs = self._language_inputs(sample)
+        inputs = self.language_inputs(sample)
         with self.timer.stage("twin"):
             return teacher_forced_logits(self.dequantized_twin, inputs, tokens)
 

@@ -101,6 +101,24 @@ class PathRunner(ABC):
     @abstractmethod
     def _prepare(self) -> None: ...
 
+    # Stages, each timed on its own by the benchmarks; encode_images / generate / score compose them.
+    @abstractmethod
+    def preprocess(self, sample: Sample) -> dict[str, Any]:
+        """Processor outputs for ``sample``, on the run's device."""
+
+    @abstractmethod
+    def vision_encode(self, inputs: dict[str, Any]) -> list[torch.Tensor]:
+        """One ``[tokens, hidden]`` embedding tensor per image of ``preprocess``'s outputs."""
+
+    @abstractmethod
+    def language_inputs(self, sample: Sample) -> dict[str, Any]:
+        """What ``language_model`` takes for ``sample``: token ids plus this path's own image embeddings."""
+
+    @property
+    @abstractmethod
+    def language_model(self) -> nn.Module:
+        """The model that generates (its own vision tower, if any, is skipped given ``language_inputs``)."""
+
     @abstractmethod
     def encode_images(self, sample: Sample) -> list[np.ndarray]:
         """Image embeddings as fed to the LM: one float32 ``[tokens, hidden]`` array per image."""

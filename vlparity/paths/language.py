@@ -49,5 +49,34 @@ def teacher_forced_logits(model: nn.Module, inputs: dict[str, Any], tokens: np.n
     return output.logits[0].float().cpu().numpy()
 
 
+def language_inputs_with(adapter: Any, inputs: dict[str, Any], embeddings: list[torch.Tensor]) -> dict[str, Any]:
+    """The processor outputs with the pixels replaced by precomputed image embeddings (the LM then skips vision)."""
+    result = {key: value for key, value in inputs.items() if key != "pixel_values"}
+    if embeddings:
+        result["mm_encoder_outputs"] = adapter.encoder_outputs(embeddings)
+    return result
+
+
 def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in inputs.items()}
+
+
+@torch.inference_mode()
+def prefill(model: nn.Module, inputs: dict[str, Any]) -> tuple[Any, torch.Tensor]:
+    """One forward pass over the prompt: the filled KV cache and the greedy first token ``[1, 1]``."""
+    output = model(**inputs, use_cache=True, logits_to_keep=1)
+    return output.cache, output.logits[:, -1:].argmax(-1)
+
+
+@torch.inference_mode()
+def decode(model: nn.Module, cache: Any, token: torch.Tensor, steps: int) -> np.ndarray:
+    """``steps`` greedy single-token forward passes on a prefilled ``cache`` (which it extends in place).
+
+    Positions come from the cache length (and, for Qwen VL, the rope deltas the prefill stored on the model).
+    """
+    tokens = []
+    for _ in range(steps):
+        output = model(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1)
+        cache, token = output.cache, output.logits[:, -1:].argmax(-1)
+        tokens.append(int(token))
+    return np.asarray(tokens, dtype=np.int64)

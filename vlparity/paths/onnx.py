@@ -135,7 +135,7 @@ class OnnxPath(SplitPath):
         """Third opinion: the same ONNX file run by ``onnx.reference`` (slow; meant for small inputs)."""
         from onnx.reference import ReferenceEvaluator
 
-        inputs = self._inputs(sample)
+        inputs = self.preprocess(sample)
         evaluator = ReferenceEvaluator(str(self.model_path))
         (embeds,) = evaluator.run(["image_embeds"], self.feeds(inputs["pixel_values"], inputs["image_grid_thw"]))
         merge = self.language.config.vision_config.spatial_merge_size

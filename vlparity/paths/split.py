@@ -22,7 +22,7 @@ from vlparity.hashing import digest_of
 from vlparity.inputs import Sample, preprocess
 from vlparity.manifest import library_versions, verify_manifest
 from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs
-from vlparity.paths.language import greedy_generate, teacher_forced_logits, to_device
+from vlparity.paths.language import greedy_generate, language_inputs_with, teacher_forced_logits, to_device
 from vlparity.paths.original import load_original
 
 
@@ -147,32 +147,33 @@ class SplitPath(PathRunner):
     def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
         return self.context.adapter.encode_images(self.vision, pixel_values, grid_thw)
 
-    def _inputs(self, sample: Sample) -> dict[str, Any]:
+    def preprocess(self, sample: Sample) -> dict[str, Any]:
         self.prepare()
         with self.timer.stage("preprocess"):
             return to_device(preprocess(self.processor, sample), self.context.device)
 
     @torch.inference_mode()
-    def _embed(self, inputs: dict[str, Any]) -> list[torch.Tensor]:
+    def vision_encode(self, inputs: dict[str, Any]) -> list[torch.Tensor]:
         if "pixel_values" not in inputs:
             return []
         with self.timer.stage("vision_encode"):
             return self._encode(inputs["pixel_values"], inputs["image_grid_thw"])
 
-    def _language_inputs(self, sample: Sample) -> dict[str, Any]:
-        inputs = self._inputs(sample)
-        embeddings = self._embed(inputs)
-        language_inputs = {key: value for key, value in inputs.items() if key != "pixel_values"}
-        if embeddings:
-            language_inputs["mm_encoder_outputs"] = self.context.adapter.encoder_outputs(embeddings)
-        return language_inputs
+    def language_inputs(self, sample: Sample) -> dict[str, Any]:
+        inputs = self.preprocess(sample)
+        embeddings = self.vision_encode(inputs)
+        return language_inputs_with(self.context.adapter, inputs, embeddings)
+
+    @property
+    def language_model(self) -> nn.Module:
+        return self.language
 
     def encode_images(self, sample: Sample) -> list[np.ndarray]:
-        return [embedding.float().cpu().numpy() for embedding in self._embed(self._inputs(sample))]
+        return [embedding.float().cpu().numpy() for embedding in self.vision_encode(self.preprocess(sample))]
 
     def vision_block_outputs(self, sample: Sample) -> list[np.ndarray]:
         """Every vision block's output for ``sample`` (all images), to locate where a divergence starts."""
-        inputs = self._inputs(sample)
+        inputs = self.preprocess(sample)
         return self._block_outputs(inputs["pixel_values"], inputs["image_grid_thw"])
 
     @torch.inference_mode()
@@ -180,12 +181,12 @@ class SplitPath(PathRunner):
         return capture_block_outputs(self.vision, lambda: self._encode(pixel_values, grid_thw))
 
     def generate(self, sample: Sample, max_new_tokens: int) -> Generation:
-        inputs = self._language_inputs(sample)
+        inputs = self.language_inputs(sample)
         with self.timer.stage("generate"):
             return greedy_generate(self.language, inputs, max_new_tokens)
 
     def score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
-        inputs = self._language_inputs(sample)
+        inputs = self.language_inputs(sample)
         with self.timer.stage("teacher_forced"):
             return teacher_forced_logits(self.language, inputs, tokens)
 
