@@ -17,9 +17,12 @@ def fmt(value: object) -> str:
 
 
 def fmt_cosine(value: float | None) -> str:
-    """Cosines near 1 as ``1 − gap``: "1" would hide the difference between bit-exact and int8."""
-    if isinstance(value, float) and 0.999 <= value < 1.0:
+    """Cosines near 1 as ``1 − gap``: "1" would hide the difference between fp32 and int8. Gaps below float64
+    rounding of the cosine itself (bit-exact embeddings give 1 − 2.2e-16) are shown as 1."""
+    if isinstance(value, float) and 0.999 <= value < 1.0 - 1e-15:
         return f"1 − {1.0 - value:.2g}"
+    if isinstance(value, float) and 1.0 - 1e-15 <= value <= 1.0:
+        return "1"
     return fmt(value)
 
 
