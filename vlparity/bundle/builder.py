@@ -79,8 +79,9 @@ def build_bundle(context: PathContext, output_dir: Path, *, quantize: bool = Fal
             "model_type": context.source.model_type,
             "quantized": quantize,
             "language_dtype": facts.language_dtype,
-            "vision_from": str(onnx_dir),
-            "language_from": str(language_dir),
+            # The cached artefacts copied, relative to the cache: absolute paths would leak into shipped bundles.
+            "vision_from": onnx_dir.relative_to(context.cache_dir).as_posix(),
+            "language_from": language_dir.relative_to(context.cache_dir).as_posix(),
         }
 
     return write_artefact(output_dir, BUNDLE_KIND, build)
