@@ -90,6 +90,10 @@ def render_html(report: ParityReport) -> str:
     )
 
 
+def _num(text: str) -> str:
+    return f'<td class="num">{escape(text)}</td>'
+
+
 def _summary(report: ParityReport) -> str:
     head = (
         "<tr><th>path</th><th>description</th><th>vision checks (failed)</th><th>max&nbsp;|Δ|</th><th>min cosine</th>"
@@ -102,13 +106,15 @@ def _summary(report: ParityReport) -> str:
         reference = name == report.reference
         cells = [
             f"<td><b>{escape(name)}</b></td><td>{escape(path.description)}</td>",
-            f'<td class="num">{vision["checks"]} ({vision["failed"]})</td>',
-            f'<td class="num">{fmt(vision["max_abs_err"])}</td><td class="num">{fmt_cosine(vision["min_cosine"])}</td>',
-            f'<td class="num">{tokens["checks"]} ({tokens["failed"]})</td>',
+            _num(f"{vision['checks']} ({vision['failed']})"),
+            _num(fmt(vision["max_abs_err"])),
+            _num(fmt_cosine(vision["min_cosine"])),
+            _num(f"{tokens['checks']} ({tokens['failed']})"),
             f"<td>{fmt(tokens['exact']) if tokens['checks'] else '-'}</td>",
-            f'<td class="num">{fmt(tokens["first_divergence"])}</td><td class="num">{fmt(tokens["kl_max"])}</td>',
-            f'<td class="num">{fmt(tokens["min_same_top1_rate"])}</td>',
-            f'<td class="num">{fmt_bytes(path.artefact_bytes)}</td>',
+            _num(fmt(tokens["first_divergence"])),
+            _num(fmt(tokens["kl_max"])),
+            _num(fmt(tokens["min_same_top1_rate"])),
+            _num(fmt_bytes(path.artefact_bytes)),
             "<td>reference</td>" if reference else f"<td>{_verdict_badge(path.passed)}</td>",
         ]
         rows.append(f'<tr class="{"reference" if reference else "candidate"}">{"".join(cells)}</tr>')
