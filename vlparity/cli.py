@@ -1,5 +1,7 @@
-"""``vlparity`` command line: a thin layer over ``ParitySession``, the exporters and the report renderers.
+"""``vlparity`` command line: a thin layer over ``ParitySession``, the exporters, the contracts and the report writers.
 
+One subcommand per mode of the original design. The judging modes (``original``, ``split``, ``run-onnx``, ``run-awq``,
+``run``) share one option set; the building modes (``export-onnx``, ``quantize-awq``, ``bundle``) take its model part.
 Exit codes: 0 every path passed, 1 a parity check failed, 2 bad usage or input (no traceback unless --debug).
 """
 
@@ -8,27 +10,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from vlparity import __version__
-from vlparity.devices import DEVICE_CHOICES, DTYPE_CHOICES
+from vlparity import __version__, progress
+from vlparity.cli_options import BUILD_OPTIONS, EXTRA_OPTIONS, JUDGE_OPTIONS, OPTION_SETS, REPORT_SUFFIXES
 from vlparity.errors import UsageError, VlparityError
-from vlparity.inputs import Sample, default_samples, fixture_prompts
-from vlparity.paths import PATHS
-from vlparity.runtime.ort import EP_CHOICES, OPTIMIZATION_LEVELS, OrtOptions, parse_provider_options
-from vlparity.session import DEFAULT_CACHE_DIR, ParitySession, RunSettings
+from vlparity.image_specs import samples_from_specs
+from vlparity.inputs import Sample
+from vlparity.paths import REFERENCE_PATH, parse_path_names
+from vlparity.paths.byo import ExternalArtefacts, external_runners, judged_paths
+from vlparity.report.model import ParityReport
+from vlparity.runtime.ort import OrtOptions, parse_provider_options
+from vlparity.session import ParitySession, RunSettings
 
 EXIT_PASS, EXIT_PARITY_FAILURE, EXIT_USAGE = 0, 1, 2
-
-EXAMPLES = """examples:
-  vlparity run                                   # bundled Qwen2.5-VL fixture, original vs split, fixture images
-  vlparity run --paths original,onnx,onnx-fp16,onnx-int8 --ep cpu --report-json out/report.json
-  vlparity run --model fixtures/qwen2_vl --paths all
-  vlparity run --model Qwen/Qwen2.5-VL-3B-Instruct --device cuda --ep cuda --image cat.jpg --prompt "Describe it."
-  vlparity run --image a.png,b.png --prompt "Compare the two images."   # one prompt with two images
-  vlparity export-onnx --precision fp32 --precision int8 --output-dir out/onnx
-"""
-EXPORT_EXAMPLE = "example:\n  vlparity export-onnx --model fixtures/qwen2_vl --precision fp32 --precision int8"
+QUANTIZED = {"split": "awq", "onnx": "awq+onnx"}  # --quantize: the same path with the AWQ int4 LM
+Handler = Callable[[argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,96 +36,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"vlparity: error: {message}\n")
 
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    model = common.add_argument_group("model")
-    model.add_argument("--model", "--model-id", default=None, help="local checkpoint dir or hub id (default: fixture)")
-    model.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)")
-    model.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="model dtype (auto: float32)")
-    model.add_argument("--output-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where artefacts are built/cached")
-    output = common.add_argument_group("output")
-    verbosity = output.add_mutually_exclusive_group()
-    verbosity.add_argument("--quiet", action="store_true", help="print only the result")
-    verbosity.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    output.add_argument("--debug", action="store_true", help="show tracebacks for expected errors too")
-    return common
-
-
-def _ort_options() -> argparse.ArgumentParser:
-    ort = argparse.ArgumentParser(add_help=False)
-    group = ort.add_argument_group("onnx runtime")
-    group.add_argument("--ep", default="cpu", choices=EP_CHOICES, help="execution provider (default: cpu)")
-    group.add_argument(
-        "--ep-option", action="append", default=[], metavar="KEY=VALUE",
-        help="provider option, repeatable (e.g. config_file=vaip_config.json for VitisAI)",
-    )  # fmt: skip
-    group.add_argument(
-        "--allow-ep-fallback", action="store_true",
-        help="accept a run in which the requested EP executed no node (ORT fell back to CPU)",
-    )  # fmt: skip
-    group.add_argument("--ort-optimization", default="all", choices=OPTIMIZATION_LEVELS, help="graph optimization")
-    return ort
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="vlparity",
-        description="Prove that a split / exported / quantized vision-language model still behaves like the original.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"vlparity {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    common, ort = _common_options(), _ort_options()
-    run = commands.add_parser(
-        "run",
-        parents=[common, ort],
-        help="run paths on samples, judge them against 'original', print the parity table",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument(
-        "--paths",
-        default="all",
-        help=f"comma-separated from {', '.join(PATHS)}, or all (default: %(default)s)",
-    )
-    run.add_argument(
-        "--image", action="append", default=[], metavar="FILE[,FILE…]",
-        help="image file; repeat for more samples, join with commas for several images in one prompt "
-        "(default: the fixture images)",
-    )  # fmt: skip
-    run.add_argument(
-        "--quantize", action="store_true", help="run the AWQ paths: original,awq,awq+onnx (the seed's --quantize)"
-    )
-    run.add_argument("--prompt", default=None, help=f"prompt text (default: {fixture_prompts()[0]!r})")
-    run.add_argument("--max-new-tokens", "--max-tokens", type=int, default=16, help="greedy tokens per sample")
-    run.add_argument("--report-json", type=Path, default=None, help="write the JSON report here")
-    run.set_defaults(handler=command_run)
-
-    export = commands.add_parser(
-        "export-onnx",
-        parents=[common],
-        help="export the vision encoder to ONNX (validated, cached by content hash) and print where it is",
-        epilog=EXPORT_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    export.add_argument(
-        "--precision", action="append", choices=["fp32", "fp16", "int8"], default=None,
-        help="variant(s) to write, repeatable (default: fp32)",
-    )  # fmt: skip
-    export.set_defaults(handler=command_export_onnx)
-
-    quantize = commands.add_parser(
-        "quantize-awq",
-        parents=[common],
-        help="quantize the language model to AWQ int4 (AutoAWQ; cached by content hash) and print where it is",
-        epilog="example:\n  vlparity quantize-awq --model fixtures/qwen2_vl --group-size 64",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    quantize.add_argument("--group-size", type=int, default=128, help="AWQ group size (default: 128)")
-    quantize.add_argument("--calib-file", type=Path, default=None, help="JSON list of calibration texts")
-    quantize.set_defaults(handler=command_quantize_awq)
-    return parser
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    examples: tuple[str, ...]
+    handler: Handler
+    options: tuple[str, ...]  # keys of OPTION_SETS: the judging modes share JUDGE_OPTIONS
+    paths: tuple[str, ...] = ()
 
 
 def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...]) -> RunSettings:
@@ -142,42 +59,99 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...]) -> RunS
         dtype=args.dtype,
         paths=paths,
         max_new_tokens=getattr(args, "max_new_tokens", 16),
-        cache_dir=args.output_dir,
+        cache_dir=getattr(args, "cache_dir", None) or args.output_dir,
         ort=ort,
     )
 
 
 def samples_from_args(images: list[str], prompt: str | None) -> list[Sample]:
-    if not images:
-        samples = default_samples()
-        return [Sample(sample.images, prompt) for sample in samples] if prompt else samples
-    prompt = prompt or fixture_prompts()[0]
-    return [Sample(tuple(Path(part) for part in spec.split(",") if part), prompt) for spec in images]
+    """Samples for ``--image``/``--prompt``, every image opened now so a bad file fails before any model work."""
+    samples = samples_from_specs(images, prompt)
+    for sample in samples:
+        sample.validate()
+    return samples
 
 
-def command_run(args: argparse.Namespace) -> int:
-    from vlparity.report.json_report import write_json_report
-    from vlparity.report.table import render_table
+def artefacts_from_args(args: argparse.Namespace) -> ExternalArtefacts:
+    return ExternalArtefacts(onnx_vision=args.onnx_vision, awq_model=args.awq_model, split_dir=args.split_dir)
 
+
+def path_names_from_args(args: argparse.Namespace) -> list[str]:
+    """The paths a judging command runs: its own (``run``: ``--paths``), AWQ variants under ``--quantize``, plus what
+    the given external artefacts need."""
+    spec = COMMANDS[args.command].paths or args.paths or ("original,split,onnx" if args.quantize else "all")
+    names = parse_path_names(spec)
+    if args.quantize:
+        names = parse_path_names([QUANTIZED.get(name, name) for name in names])
+    return judged_paths(artefacts_from_args(args), names)
+
+
+def report_targets(args: argparse.Namespace) -> list[Path]:
+    """``--report-*`` files, their suffixes checked before any work (a typo should not cost a whole run)."""
+    targets = []
+    for dest, suffixes in REPORT_SUFFIXES.items():
+        path = getattr(args, dest)
+        if path is not None and path.suffix.lower() not in suffixes:
+            raise UsageError(f"--{dest.replace('_', '-')} {path}: the file name must end in {' or '.join(suffixes)}.")
+        targets.extend([path] if path is not None else [])
+    return targets
+
+
+def write_reports(report: ParityReport, targets: list[Path]) -> None:
+    from vlparity.report import write_report
+
+    for target in targets:
+        write_report(report, target)
+
+
+def _check_max_new_tokens(args: argparse.Namespace) -> None:
     if args.max_new_tokens < 1:
         raise UsageError(f"--max-new-tokens {args.max_new_tokens}: must be at least 1.")
-    paths = ("original", "awq", "awq+onnx") if args.quantize else tuple(args.paths.split(","))
-    session = ParitySession(settings_from_args(args, paths))
+
+
+def command_judge(args: argparse.Namespace) -> int:
+    """split, run-onnx, run-awq, run: run the paths, judge them against original, print the table."""
+    from vlparity.report.table import render_table
+
+    _check_max_new_tokens(args)
+    targets = report_targets(args)
+    names = path_names_from_args(args)
     samples = samples_from_args(args.image, args.prompt)
-    for sample in samples:  # fail on a bad image before any model work
-        sample.validate()
+    session = ParitySession(settings_from_args(args, tuple(names)))
+    for runner in external_runners(session.context, artefacts_from_args(args), session.path_names):
+        session.use_runner(runner)
     report = session.run(samples, progress=not args.quiet)
-    if args.report_json:
-        write_json_report(report, args.report_json)
+    write_reports(report, targets)
     print(render_table(report).splitlines()[-1] if args.quiet else render_table(report))
+    if args.command == "split":
+        print(f"split: {session.runner('split').artefact_dir}")
     return EXIT_PASS if report.passed else EXIT_PARITY_FAILURE
+
+
+def command_original(args: argparse.Namespace) -> int:
+    """Only the reference model: its answers, nothing judged."""
+    _check_max_new_tokens(args)
+    if args.quantize:
+        raise UsageError("--quantize: original runs only the reference model; use run-awq to judge the AWQ model.")
+    targets = report_targets(args)
+    path_names_from_args(args)  # refuses --onnx-vision & co., which original would ignore
+    samples = samples_from_args(args.image, args.prompt)
+    session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
+    answers = [
+        (sample.sample_id, session.decode(session.generation(REFERENCE_PATH, sample).tokens))
+        for sample in progress.bar(samples, "original")
+    ]
+    write_reports(session.report(), targets)
+    for sample_id, answer in answers:
+        print(f"{sample_id}: {answer!r}")
+    return EXIT_PASS
 
 
 def command_export_onnx(args: argparse.Namespace) -> int:
     from vlparity.export.onnx_vision import ExportSettings
     from vlparity.paths.onnx import build_onnx_vision
 
-    session = ParitySession(settings_from_args(args, ("original",)))
+    session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
     for precision in args.precision or ["fp32"]:
         directory = build_onnx_vision(session.context, ExportSettings(precision))
         print(f"{precision}: {directory / 'vision.onnx'}")
@@ -193,9 +167,136 @@ def command_quantize_awq(args: argparse.Namespace) -> int:
     settings = AwqSettings(group_size=args.group_size)
     if args.calib_file is not None:
         settings = dataclasses.replace(settings, calibration_file=args.calib_file)
-    session = ParitySession(settings_from_args(args, ("original",)))
+    session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
     print(build_awq(session.context, settings))
     return EXIT_PASS
+
+
+def command_bundle(args: argparse.Namespace) -> int:
+    from vlparity.bundle import build_bundle
+
+    if args.output_dir is None:
+        raise UsageError("bundle: pass --output-dir DIR, a new or empty directory to write the bundle into.")
+    session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
+    print(build_bundle(session.context, args.output_dir, quantize=args.quantize))
+    return EXIT_PASS
+
+
+COMMANDS = {
+    command.name: command
+    for command in (
+        Command(
+            "original",
+            "run only the reference model and print its answers (nothing judged)",
+            (
+                "vlparity original --image cat.jpg --prompt 'Describe it.'",
+                "vlparity original --model fixtures/qwen2_vl --image 'photos/*.jpg' --max-tokens 32",
+            ),
+            command_original,
+            JUDGE_OPTIONS,
+            paths=(REFERENCE_PATH,),
+        ),
+        Command(
+            "split",
+            "save vision and LM apart under --output-dir, reload them apart, judge against original",
+            (
+                "vlparity split --output-dir out/cache   # writes out/cache/split/<hash>/ and prints it",
+                "vlparity split --split-dir my_split/    # judge a split made elsewhere (vision/ + language/)",
+            ),
+            command_judge,
+            JUDGE_OPTIONS,
+            paths=("original", "split"),
+        ),
+        Command(
+            "export-onnx",
+            "export the vision encoder to ONNX (validated, cached by content hash), print where it is",
+            ("vlparity export-onnx --model fixtures/qwen2_vl --precision fp32 --precision int8",),
+            command_export_onnx,
+            BUILD_OPTIONS,
+        ),
+        Command(
+            "run-onnx",
+            "ONNX Runtime vision encoder + split LM, judged against original",
+            (
+                "vlparity run-onnx --device cuda --ep cuda --image images/",
+                "vlparity run-onnx --onnx-vision olive/vision.onnx   # judge an export made elsewhere",
+            ),
+            command_judge,
+            JUDGE_OPTIONS,
+            paths=("original", "onnx"),
+        ),
+        Command(
+            "quantize-awq",
+            "quantize the LM to AWQ int4 (AutoAWQ; cached by content hash), print where it is",
+            ("vlparity quantize-awq --model fixtures/qwen2_vl --group-size 64",),
+            command_quantize_awq,
+            BUILD_OPTIONS,
+        ),
+        Command(
+            "run-awq",
+            "AWQ int4 LM (torch vision), judged against original",
+            (
+                "vlparity run-awq --image 'images/*.png'",
+                "vlparity run-awq --awq-model hub-awq/ --onnx-vision olive/vision.onnx   # also judges awq+onnx",
+            ),
+            command_judge,
+            JUDGE_OPTIONS,
+            paths=("original", "awq"),
+        ),
+        Command(
+            "bundle",
+            "write a standalone deployment bundle (ONNX vision half + LM half, each with its script) to --output-dir",
+            (
+                "vlparity bundle --output-dir out/bundle",
+                "vlparity bundle --model fixtures/qwen2_vl --quantize --output-dir out/bundle-awq --cache-dir ci-cache",
+            ),
+            command_bundle,
+            ("model", "quantize"),
+        ),
+        Command(
+            "run",
+            "run any set of paths, judge them against original, print the parity table",
+            (
+                "vlparity run --paths all --report-json out/report.json --report-html out/report.html",
+                "vlparity run --model Qwen/Qwen2.5-VL-3B-Instruct --device cuda --ep cuda --image cat.jpg",
+                "vlparity run --image a.png,b.png --prompt 'Compare the two images.'   # one prompt, two images",
+                "vlparity run --quantize   # original, awq, awq+onnx",
+            ),
+            command_judge,
+            JUDGE_OPTIONS,
+        ),
+    )
+}
+
+
+def _epilog(lines: list[str] | tuple[str, ...]) -> str:
+    return (
+        "examples:\n" + "\n".join(f"  {line}" for line in lines) + "\n\nexit codes: 0 pass, 1 parity failure, 2 usage"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="vlparity",
+        description="Prove that a split / exported / quantized vision-language model still behaves like the original.",
+        epilog=_epilog([command.examples[0] for command in COMMANDS.values()]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vlparity {__version__}")
+    subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for command in COMMANDS.values():
+        subparser = subcommands.add_parser(
+            command.name,
+            parents=[OPTION_SETS[key]() for key in command.options],  # fresh: argparse shares parents' actions
+            help=command.help,
+            description=command.help,
+            epilog=_epilog(command.examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if command.name in EXTRA_OPTIONS:
+            EXTRA_OPTIONS[command.name](subparser)
+        subparser.set_defaults(handler=command.handler)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         format="vlparity: %(message)s",
         stream=sys.stderr,
     )
+    progress.configure(quiet=args.quiet, force=args.progress)
     if args.log_level != "DEBUG":
         from transformers.utils import logging as transformers_logging
 

@@ -1,4 +1,4 @@
-"""``vlparity run`` exit codes: 0 when every path passes, 1 when parity fails, 2 on bad usage or input."""
+"""``vlparity`` exit codes (0 when every path passes, 1 when parity fails, 2 on bad usage or input), help, options."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from tests.parity.test_planted_fault import perturb_merger_weight
-from vlparity.cli import EXIT_PARITY_FAILURE, EXIT_PASS, EXIT_USAGE, main
+from vlparity.cli import COMMANDS, EXIT_PARITY_FAILURE, EXIT_PASS, EXIT_USAGE, build_parser, main, path_names_from_args
+from vlparity.errors import UsageError
 from vlparity.inputs import fixture_images
 from vlparity.model_source import DEFAULT_MODEL, resolve_model
 from vlparity.paths.base import PathContext
 from vlparity.paths.split import split_cache_dir
+from vlparity.session import DEFAULT_CACHE_DIR
 
 IMAGE = str(fixture_images()[0])
 FAST = ["--image", IMAGE, "--max-new-tokens", "4", "--device", "cpu", "--paths", "original,split"]
@@ -58,6 +60,13 @@ def test_parity_failure_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture) -
         (["run", "--image", "/no/such.png"], "no such file"),
         (["run", "--max-new-tokens", "0"], "must be at least 1"),
         (["run", "--dtype", "float64"], "invalid choice"),
+        (["run", "--image", "/no/such/dir/*.png"], "--image '/no/such/dir/*.png': the pattern matches no file"),
+        (["run", "--report-md", "out/report.html"], "--report-md out/report.html: the file name must end in .md"),
+        (["original", "--quantize"], "original runs only the reference model"),
+        (["run", "--paths", "original,split", "--onnx-vision", "x.onnx"], "--onnx-vision is given but none"),
+        (["run-onnx", "--onnx-vision", "/no/such.onnx"], "--onnx-vision /no/such.onnx: no such file"),
+        (["export-onnx", "--image", IMAGE], "unrecognized arguments: --image"),
+        (["bundle"], "bundle: pass --output-dir DIR"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message_and_no_traceback(
@@ -115,3 +124,58 @@ def test_quantize_awq_prints_the_checkpoint(request: pytest.FixtureRequest, caps
     directory = Path(capsys.readouterr().out.strip())
     config = json.loads((directory / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "awq"
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_of_vlparity_and_of_every_subcommand_shows_examples(
+    command: str | None, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"] if command else ["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert "examples:" in out and f"vlparity {command or ''}" in out
+
+
+def test_top_level_help_lists_every_subcommand_with_an_example(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    examples = capsys.readouterr().out.split("examples:")[1]
+    assert all(f"vlparity {name} " in examples for name in COMMANDS)
+
+
+def test_model_id_and_max_tokens_are_aliases() -> None:
+    args = build_parser().parse_args(["run", "--model-id", "Qwen/Qwen2.5-VL-3B-Instruct", "--max-tokens", "3"])
+    assert (args.model, args.max_new_tokens) == ("Qwen/Qwen2.5-VL-3B-Instruct", 3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "paths"),
+    [
+        (["run"], ["original", "split", "onnx", "onnx-fp16", "onnx-int8", "awq", "awq+onnx"]),
+        (["run", "--paths", "all"], ["original", "split", "onnx", "onnx-fp16", "onnx-int8", "awq", "awq+onnx"]),
+        (["run", "--quantize"], ["original", "awq", "awq+onnx"]),
+        (["run", "--paths", "split,onnx-int8", "--quantize"], ["original", "awq", "onnx-int8"]),
+        (["original"], ["original"]),
+        (["split"], ["original", "split"]),
+        (["split", "--quantize"], ["original", "awq"]),
+        (["run-onnx"], ["original", "onnx"]),
+        (["run-onnx", "--quantize"], ["original", "awq+onnx"]),
+        (["run-awq"], ["original", "awq"]),
+        (["run-awq", "--awq-model", "d", "--onnx-vision", "f.onnx"], ["original", "awq", "awq+onnx"]),
+        (["run-onnx", "--awq-model", "d", "--onnx-vision", "f.onnx"], ["original", "onnx", "awq+onnx"]),
+    ],
+)
+def test_each_subcommand_judges_its_paths(argv: list[str], paths: list[str]) -> None:
+    assert path_names_from_args(build_parser().parse_args(argv)) == paths
+
+
+def test_only_bundle_lacks_a_default_output_dir() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["bundle"]).output_dir is None  # the bundle's own new directory must be named
+    assert all(parser.parse_args([name]).output_dir == DEFAULT_CACHE_DIR for name in COMMANDS if name != "bundle")
+
+
+def test_debug_shows_the_traceback_of_an_expected_error() -> None:
+    with pytest.raises(UsageError, match="unknown path"):
+        main(["run", "--paths", "original,nope", "--debug"])

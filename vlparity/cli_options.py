@@ -1,0 +1,143 @@
+"""The CLI's option sets, each defined once. The judging subcommands share all of them (``JUDGE_OPTIONS``); the
+building subcommands take the model set plus their own few options (``EXTRA_OPTIONS``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from vlparity.devices import DEVICE_CHOICES, DTYPE_CHOICES
+from vlparity.inputs import fixture_prompts
+from vlparity.paths import PATHS
+from vlparity.runtime.ort import EP_CHOICES, OPTIMIZATION_LEVELS
+from vlparity.session import DEFAULT_CACHE_DIR
+
+REPORT_SUFFIXES = {"report_json": (".json",), "report_md": (".md",), "report_html": (".html", ".htm")}
+REPORT_KINDS = {"report_json": "JSON", "report_md": "Markdown", "report_html": "self-contained HTML"}
+
+
+def _model_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    model = common.add_argument_group("model")
+    model.add_argument("--model", "--model-id", default=None, help="local checkpoint dir or hub id (default: fixture)")
+    model.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)")
+    model.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="model dtype (auto: float32)")
+    model.add_argument(
+        "--output-dir", type=Path, default=DEFAULT_CACHE_DIR,
+        help="where artefacts are built and cached, keyed by content hash; bundle: the bundle's own new directory "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    output = common.add_argument_group("output")
+    verbosity = output.add_mutually_exclusive_group()
+    verbosity.add_argument("--quiet", action="store_true", help="print only the result; no progress bars")
+    verbosity.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    output.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    output.add_argument("--debug", action="store_true", help="show tracebacks for expected errors too")
+    return common
+
+
+def _input_options() -> argparse.ArgumentParser:
+    inputs = argparse.ArgumentParser(add_help=False)
+    group = inputs.add_argument_group("inputs")
+    group.add_argument(
+        "--image", action="append", default=[], metavar="FILE|DIR|GLOB[,…]",
+        help="image file, folder (its images, sorted) or quoted glob ('imgs/*.png'); repeat for more samples, join "
+        "with commas for several images in one prompt (default: the fixture images)",
+    )  # fmt: skip
+    group.add_argument("--prompt", default=None, help=f"prompt text (default: {fixture_prompts()[0]!r})")
+    group.add_argument("--max-new-tokens", "--max-tokens", type=int, default=16, help="greedy tokens per sample")
+    return inputs
+
+
+def _ort_options() -> argparse.ArgumentParser:
+    ort = argparse.ArgumentParser(add_help=False)
+    group = ort.add_argument_group("onnx runtime")
+    group.add_argument("--ep", default="cpu", choices=EP_CHOICES, help="execution provider (default: cpu)")
+    group.add_argument(
+        "--ep-option", action="append", default=[], metavar="KEY=VALUE",
+        help="provider option, repeatable (e.g. config_file=vaip_config.json for VitisAI)",
+    )  # fmt: skip
+    group.add_argument(
+        "--allow-ep-fallback", action="store_true",
+        help="accept a run in which the requested EP executed no node (ORT fell back to CPU)",
+    )  # fmt: skip
+    group.add_argument("--ort-optimization", default="all", choices=OPTIMIZATION_LEVELS, help="graph optimization")
+    return ort
+
+
+def _report_options() -> argparse.ArgumentParser:
+    reports = argparse.ArgumentParser(add_help=False)
+    group = reports.add_argument_group("reports")
+    for dest, kind in REPORT_KINDS.items():
+        option = f"--{dest.replace('_', '-')}"
+        group.add_argument(option, type=Path, default=None, metavar="FILE", help=f"write the {kind} report here")
+    return reports
+
+
+def _quantize_option() -> argparse.ArgumentParser:
+    quantize = argparse.ArgumentParser(add_help=False)
+    quantize.add_argument(
+        "--quantize", action="store_true",
+        help="use the AWQ int4 language model: split→awq, onnx→awq+onnx (run alone: original,awq,awq+onnx); "
+        "bundle: ship the AWQ LM",
+    )  # fmt: skip
+    return quantize
+
+
+def _external_options() -> argparse.ArgumentParser:
+    external = argparse.ArgumentParser(add_help=False)
+    group = external.add_argument_group(
+        "bring your own artefact", "judge an artefact built elsewhere instead of building one (contract-checked first)"
+    )
+    group.add_argument("--onnx-vision", type=Path, metavar="FILE", help="ONNX vision encoder, judged as onnx")
+    group.add_argument("--awq-model", type=Path, metavar="DIR", help="AWQ checkpoint, judged as awq")
+    group.add_argument("--split-dir", type=Path, metavar="DIR", help="split (vision/ + language/), judged as split")
+    return external
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--paths", default=None,
+        help=f"comma-separated from {', '.join(PATHS)}, or all (default: all; with --quantize original,awq,awq+onnx)",
+    )  # fmt: skip
+
+
+def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision", action="append", choices=["fp32", "fp16", "int8"], default=None,
+        help="variant(s) to write, repeatable (default: fp32)",
+    )  # fmt: skip
+
+
+def _add_awq_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--group-size", type=int, default=128, help="AWQ group size (default: 128)")
+    parser.add_argument("--calib-file", type=Path, default=None, help="JSON list of calibration texts")
+
+
+def _add_bundle_options(parser: argparse.ArgumentParser) -> None:
+    """For bundle, --output-dir is the bundle itself (new or empty): the export, split and AWQ it copies are cached in
+    --cache-dir."""
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+        help="where the export, split and AWQ checkpoint are built and cached (default: %(default)s)",
+    )  # fmt: skip
+    parser.set_defaults(output_dir=None)
+
+
+EXTRA_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "run": _add_run_options,
+    "export-onnx": _add_export_options,
+    "quantize-awq": _add_awq_options,
+    "bundle": _add_bundle_options,
+}
+OPTION_SETS: dict[str, Callable[[], argparse.ArgumentParser]] = {
+    "model": _model_options,
+    "inputs": _input_options,
+    "ort": _ort_options,
+    "reports": _report_options,
+    "quantize": _quantize_option,
+    "external": _external_options,
+}
+JUDGE_OPTIONS = tuple(OPTION_SETS)
+BUILD_OPTIONS = ("model",)
