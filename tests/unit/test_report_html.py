@@ -123,3 +123,10 @@ def test_histograms_with_the_same_edges_add_up() -> None:
     b = {"log10_edges": [0, 1, 2], "counts": [5, 0], "zero": 0, "below": 2, "above": 0, "nonfinite": 4}
     merged = merge_histograms([a, None, b])
     assert merged == {"log10_edges": [0, 1, 2], "counts": [6, 2], "zero": 3, "below": 2, "above": 1, "nonfinite": 4}
+
+
+def test_cuda_peaks_get_their_own_memory_chart() -> None:
+    report = build_report()
+    report.paths["split"].memory["generate"]["cuda_peak_bytes"] = 3 * 2**30
+    page = render_html(report)
+    assert _plots(page).count("memory") == 2 and "peak CUDA memory" in page and "3.0 GiB" in page
