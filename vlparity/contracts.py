@@ -287,8 +287,11 @@ def check_awq_dir(directory: Path, context: PathContext) -> AwqArtefact:
 def _shape_problems(weights: Path, expected: dict[str, torch.Size], allowed_missing: set[str]) -> list[str]:
     from safetensors import safe_open
 
-    with safe_open(weights, framework="pt") as handle:
-        found = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+    try:
+        with safe_open(weights, framework="pt") as handle:
+            found = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+    except Exception as exc:  # SafetensorError, OSError: a truncated or foreign file
+        return [f"{weights.parent.name}/{weights.name} is not a readable safetensors file ({exc})"]
     missing = sorted(expected.keys() - found.keys() - allowed_missing)
     unexpected = sorted(found.keys() - expected.keys())
     wrong = [

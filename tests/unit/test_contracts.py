@@ -293,3 +293,10 @@ def test_a_split_with_a_wrongly_shaped_tensor_is_refused_naming_it(
 def test_a_split_of_another_family_is_refused(genuine_split: tuple[PathContext, Path], tmp_path: Path) -> None:
     with pytest.raises(ArtefactContractError, match="model_type is 'qwen2_5_vl', --model is 'qwen2_vl'"):
         check_split_dir(genuine_split[1], context_for("qwen2_vl", tmp_path / "cache"))
+
+
+def test_a_split_with_unreadable_weights_is_refused(genuine_split: tuple[PathContext, Path], split_copy: Path) -> None:
+    weights = split_copy / "vision" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ArtefactContractError, match=r"vision/model\.safetensors is not a readable safetensors file"):
+        check_split_dir(split_copy, genuine_split[0])
