@@ -89,7 +89,8 @@ class ParitySession:
             ort=self.settings.ort,
         )
         self.context.adapter  # noqa: B018 - fail fast on an unsupported architecture
-        self._tolerances = {name: tolerance_for(name) for name in self.candidates}
+        model_type = self.context.source.model_type
+        self._tolerances = {name: tolerance_for(name, model_type) for name in self.candidates}
 
     @property
     def candidates(self) -> list[str]:

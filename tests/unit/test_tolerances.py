@@ -39,3 +39,15 @@ def test_malformed_profile_is_a_usage_error(tmp_path: Path) -> None:
 def test_unknown_path_has_no_profile() -> None:
     with pytest.raises(UsageError, match="no tolerance profile"):
         tolerance_for("does-not-exist")
+
+
+def test_a_family_override_applies_to_that_family_only() -> None:
+    assert tolerance_for("awq", "qwen2_5_vl").kl_max < tolerance_for("awq", "qwen2_vl").kl_max
+    assert tolerance_for("awq", "qwen2_vl") == tolerance_for("awq")
+
+
+def test_a_family_override_of_an_unknown_path_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "tolerances.toml"
+    bad.write_text(TOLERANCES_FILE.read_text() + "\n[families.qwen2_vl.no-such-path]\nkl_max = 1.0  # typo\n")
+    with pytest.raises(UsageError, match=r"\[families.qwen2_vl\] overrides unknown path"):
+        load_tolerances(bad, "qwen2_vl")

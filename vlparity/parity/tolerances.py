@@ -33,14 +33,24 @@ class Tolerance:
     version: int
 
 
-def load_tolerances(path: Path = TOLERANCES_FILE) -> dict[str, Tolerance]:
+def load_tolerances(path: Path = TOLERANCES_FILE, model_type: str | None = None) -> dict[str, Tolerance]:
+    """Every path's profile: ``[defaults]``, then ``[paths.<path>]``, then ``[families.<model_type>.<path>]``."""
     with path.open("rb") as handle:
         document = tomllib.load(handle)
     defaults: dict[str, Any] = document.get("defaults", {})
+    paths: dict[str, Any] = document.get("paths", {})
+    families: dict[str, Any] = document.get("families", {})
+    for family, tables in families.items():
+        if tables.keys() - paths.keys():
+            raise UsageError(
+                f"{path}: [families.{family}] overrides unknown path(s) {sorted(tables.keys() - paths.keys())}; "
+                "every family override needs a [paths.<path>] profile."
+            )
+    family_tables = families.get(model_type, {}) if model_type else {}
     names = {field.name for field in fields(Tolerance)}
     profiles = {}
-    for path_name, table in document.get("paths", {}).items():
-        values = {**defaults, **table, "version": document["version"]}
+    for path_name, table in paths.items():
+        values = {**defaults, **table, **family_tables.get(path_name, {}), "version": document["version"]}
         unknown = values.keys() - names
         missing = names - values.keys()
         if unknown or missing or values["tokens"] not in ("exact", "topk"):
@@ -52,8 +62,9 @@ def load_tolerances(path: Path = TOLERANCES_FILE) -> dict[str, Tolerance]:
     return profiles
 
 
-def tolerance_for(path_name: str, path: Path = TOLERANCES_FILE) -> Tolerance:
-    profiles = load_tolerances(path)
+def tolerance_for(path_name: str, model_type: str | None = None, path: Path = TOLERANCES_FILE) -> Tolerance:
+    """The profile of ``path_name``, with the overrides measured for ``model_type``'s family if there are any."""
+    profiles = load_tolerances(path, model_type)
     if path_name not in profiles:
         raise UsageError(
             f"{path}: no tolerance profile [paths.{path_name}]; add one (with where its numbers came from)."
