@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import shutil
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from vlparity.errors import ArtefactError
 from vlparity.hashing import tree_sha256
 
+log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
+BUILDS: Counter[str] = Counter()  # artefacts this process built, by kind (tests count them; a cache hit adds nothing)
 
 
 def library_versions() -> dict[str, str]:
@@ -39,22 +46,37 @@ def write_artefact(final_dir: Path, kind: str, build: Callable[[Path], dict[str,
     """Build an artefact in a temporary sibling directory, add its manifest, then rename it into place.
 
     ``build(tmp_dir)`` writes the files and returns extra manifest fields. An interrupted build leaves nothing at
-    ``final_dir``; a concurrent writer that finished first wins and its result is kept.
+    ``final_dir``. Builders of the same artefact in other processes (pytest-xdist workers, two CLI runs) wait on a
+    file lock beside it and then reuse what the first one built, so each artefact is built once.
     """
     final_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(final_dir.parent / f".{final_dir.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process to finish building %s…", final_dir)
+        lock.acquire()
+    try:
+        if (final_dir / MANIFEST_NAME).is_file():
+            return final_dir
+        return _build_and_rename(final_dir, kind, build)
+    finally:
+        lock.release()
+
+
+def _build_and_rename(final_dir: Path, kind: str, build: Callable[[Path], dict[str, Any]]) -> Path:
+    started = time.perf_counter()
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.tmp-", dir=final_dir.parent))
     try:
         extra = build(tmp_dir)
         manifest = {"kind": kind, "versions": library_versions(), **extra, "files": tree_sha256(tmp_dir)}
         (tmp_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        try:
-            tmp_dir.rename(final_dir)
-        except OSError:
-            if not (final_dir / MANIFEST_NAME).is_file():
-                raise
+        tmp_dir.rename(final_dir)
     finally:
         with suppress(FileNotFoundError):
             shutil.rmtree(tmp_dir)
+    BUILDS[kind] += 1
+    log.info("built %s in %.1f s: %s", kind, time.perf_counter() - started, final_dir)
     return final_dir
 
 

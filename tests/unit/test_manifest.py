@@ -50,4 +50,34 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         write_artefact(tmp_path / "a", "unit", failing)
-    assert list(tmp_path.iterdir()) == []
+    assert [item for item in tmp_path.iterdir() if not item.name.endswith(".lock")] == []
+
+
+CONCURRENT_BUILDER = """
+import sys, time
+from pathlib import Path
+from vlparity.manifest import BUILDS, write_artefact
+
+def slow_build(tmp):
+    time.sleep(1.0)  # long enough for the other process to arrive while this one builds
+    (tmp / "weights.bin").write_bytes(b"\\x00" * 16)
+    return {}
+
+write_artefact(Path(sys.argv[1]), "unit", slow_build)
+print(BUILDS["unit"])
+"""
+
+
+def test_concurrent_processes_build_an_artefact_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "builder.py"
+    script.write_text(CONCURRENT_BUILDER)
+    target = tmp_path / "cache" / "a"
+    workers = [
+        subprocess.Popen([sys.executable, script, target], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    builds = [int(worker.communicate(timeout=120)[0]) for worker in workers]
+    assert sorted(builds) == [0, 1]
+    assert set(verify_manifest(target, "unit")["files"]) == {"weights.bin"}
