@@ -26,6 +26,9 @@ from vlparity.session import ParitySession
 
 pytest.importorskip("awq", reason="AutoAWQ is not installed (pip install --no-deps autoawq==0.2.9)")
 SAMPLE = Sample((IMAGES[2],), FIRST_PROMPT)
+# A corruption each family's measured KL limit catches on SAMPLE (settled KL measured on SAMPLE): Qwen2.5-VL ×3 → 0.027
+# (limit 0.01); Qwen2-VL's own quantization floor is 21× higher (limit 0.15): ×10 → 0.067 hides in it, ×30 → 0.21.
+SCALES_FAULT = {"qwen2_5_vl": 3, "qwen2_vl": 30}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +109,7 @@ def test_corrupted_scales_of_one_layer_fail_the_quantization_check(
     faulty = faulty_copy(awq_dir, tmp_path)
     tensors = load_file(faulty / "model.safetensors")
     key = "model.language_model.layers.0.mlp.down_proj.scales"
-    tensors[key] = tensors[key] * 10
+    tensors[key] = tensors[key] * SCALES_FAULT[session.context.source.model_type]
     save_file(tensors, faulty / "model.safetensors", metadata={"format": "pt"})
     resign(faulty)
     runner = AwqPath(session.context)
