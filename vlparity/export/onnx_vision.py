@@ -137,14 +137,19 @@ def convert_precision(fp32_path: Path, out_path: Path, precision: Precision) -> 
 
     if precision == "fp16":
         import onnx_ir
+        from onnx.external_data_helper import load_external_data_for_model
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True, disable_shape_infer=False)
+        # The converter's own shape inference serialises the model, which protobuf refuses beyond 2 GiB (a 3B-class
+        # tower is 2.7 GB in fp32): infer shapes on the graph without its weights, then attach them and convert.
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(fp32_path), load_external_data=False))
+        load_external_data_for_model(model, str(fp32_path.parent))
+        model = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
         # The converter appends the fp32→fp16 input casts at the end of the node list; the full checker rejects a
         # graph that is not topologically sorted, so sort it.
         graph = onnx_ir.from_proto(model)
         graph.graph.sort()
-        onnx.save(onnx_ir.to_proto(graph), str(out_path))
+        save_onnx(onnx_ir.to_proto(graph), out_path)
     elif precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -153,9 +158,18 @@ def convert_precision(fp32_path: Path, out_path: Path, precision: Precision) -> 
         # (strict shape inference: "Inferred shape and existing shape differ"); they are optional hints: drop them.
         model = onnx.load(str(out_path))
         del model.graph.value_info[:]
-        onnx.save(model, str(out_path))
+        save_onnx(model, out_path)
     else:
         raise ValueError(precision)
+
+
+def save_onnx(model: Any, path: Path) -> None:
+    """Save ``model``, its weights in ``<name>.data`` beside it when they exceed ``EXTERNAL_DATA_BYTES``."""
+    import onnx
+
+    weight_bytes = sum(len(tensor.raw_data) for tensor in model.graph.initializer)
+    external = weight_bytes > EXTERNAL_DATA_BYTES
+    onnx.save(model, str(path), save_as_external_data=external, location=f"{path.name}.data" if external else None)
 
 
 def validate(path: Path) -> Any:
