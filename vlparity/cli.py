@@ -2,7 +2,8 @@
 
 One subcommand per mode of the original design. The judging modes (``original``, ``split``, ``run-onnx``, ``run-awq``,
 ``run``) share one option set; the building modes (``export-onnx``, ``quantize-awq``, ``bundle``) take its model part.
-Exit codes: 0 every path passed, 1 a parity check failed, 2 bad usage or input (no traceback unless --debug).
+Exit codes: 0 every path passed, 1 a parity check failed, 2 bad usage or input (no traceback unless --debug), 130
+interrupted (nothing partial is left: artefacts are built under a temporary name and renamed into place).
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ from vlparity.paths import REFERENCE_PATH, parse_path_names
 from vlparity.paths.byo import ExternalArtefacts, external_runners, judged_paths
 from vlparity.report.model import ParityReport
 from vlparity.runtime.ort import OrtOptions, parse_provider_options
+from vlparity.safe_paths import check_writable_dir
 from vlparity.session import ParitySession, RunSettings
 
-EXIT_PASS, EXIT_PARITY_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_PASS, EXIT_PARITY_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 QUANTIZED = {"split": "awq", "onnx": "awq+onnx"}  # --quantize: the same path with the AWQ int4 LM
 Handler = Callable[[argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message short and ours
+    def error(self, message: str) -> None:  # a typed error like every other bad usage: main() exits 2 with it
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"vlparity: error: {message}\n")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Command:
 
 
 def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...]) -> RunSettings:
+    cache_dir = getattr(args, "cache_dir", None) or args.output_dir
+    check_writable_dir(cache_dir, "--cache-dir" if getattr(args, "cache_dir", None) else "--output-dir")
     ort = OrtOptions(
         ep=getattr(args, "ep", "cpu"),
         provider_options=parse_provider_options(getattr(args, "ep_option", [])),
@@ -59,8 +63,10 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...]) -> RunS
         dtype=args.dtype,
         paths=paths,
         max_new_tokens=getattr(args, "max_new_tokens", 16),
-        cache_dir=getattr(args, "cache_dir", None) or args.output_dir,
+        cache_dir=cache_dir,
         ort=ort,
+        device_map=args.device_map,
+        trust_remote_code=args.trust_remote_code,
     )
 
 
@@ -93,6 +99,8 @@ def report_targets(args: argparse.Namespace) -> list[Path]:
         path = getattr(args, dest)
         if path is not None and path.suffix.lower() not in suffixes:
             raise UsageError(f"--{dest.replace('_', '-')} {path}: the file name must end in {' or '.join(suffixes)}.")
+        if path is not None:
+            check_writable_dir(path.parent, f"--{dest.replace('_', '-')} {path}: its folder")
         targets.extend([path] if path is not None else [])
     return targets
 
@@ -177,6 +185,7 @@ def command_bundle(args: argparse.Namespace) -> int:
 
     if args.output_dir is None:
         raise UsageError("bundle: pass --output-dir DIR, a new or empty directory to write the bundle into.")
+    check_writable_dir(args.output_dir, "--output-dir")
     session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
     print(build_bundle(session.context, args.output_dir, quantize=args.quantize))
     return EXIT_PASS
@@ -300,7 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # argparse's own errors (unknown option, invalid choice): the usage line is printed
+        if "--debug" in argv:
+            raise
+        print(f"vlparity: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(
         level=logging.WARNING if args.quiet else getattr(logging, args.log_level),
         format="vlparity: %(message)s",
@@ -318,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"vlparity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        if args.debug:
+            raise
+        where = "; ".join(getattr(exc, "__notes__", [])) or "nothing partial is left behind"
+        print(f"vlparity: interrupted: {where}. Run the command again to finish.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

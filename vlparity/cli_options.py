@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from vlparity.devices import DEVICE_CHOICES, DTYPE_CHOICES
+from vlparity.devices import DEVICE_CHOICES, DEVICE_MAP_CHOICES, DTYPE_CHOICES
 from vlparity.inputs import fixture_prompts
 from vlparity.paths import PATHS
 from vlparity.runtime.ort import EP_CHOICES, OPTIMIZATION_LEVELS
@@ -23,6 +23,15 @@ def _model_options() -> argparse.ArgumentParser:
     model.add_argument("--model", "--model-id", default=None, help="local checkpoint dir or hub id (default: fixture)")
     model.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default: auto)")
     model.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="model dtype (auto: float32)")
+    model.add_argument(
+        "--device-map", default=None, choices=DEVICE_MAP_CHOICES,
+        help="place the language model over every visible device with accelerate (for models larger than one GPU; "
+        "default: all of it on --device)",
+    )  # fmt: skip
+    model.add_argument(
+        "--trust-remote-code", action="store_true",
+        help="let transformers run Python code shipped with the checkpoint (off by default: only trusted models)",
+    )  # fmt: skip
     model.add_argument(
         "--output-dir", type=Path, default=DEFAULT_CACHE_DIR,
         help="where artefacts are built and cached, keyed by content hash; bundle: the bundle's own new directory "

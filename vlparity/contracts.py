@@ -17,6 +17,7 @@ from torch import nn
 
 from vlparity.errors import ArtefactContractError
 from vlparity.paths.base import PathContext
+from vlparity.safe_paths import safe_join
 
 IMAGE_EMBEDS = "image_embeds"
 BLOCK_OUTPUT = re.compile(r"block_\d+")
@@ -69,18 +70,6 @@ def _fail(subject: Path, option: str, problems: list[str], remedy: str) -> None:
         raise ArtefactContractError(f"{option} {subject}: {'; '.join(problems)}. {remedy}")
 
 
-def _source_config(context: PathContext) -> Any:
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(context.source.directory)
-
-
-def _meta_model(context: PathContext) -> nn.Module:
-    """The source architecture on the meta device: parameter names and shapes without allocating weights."""
-    with torch.device("meta"):
-        return context.adapter.model_class(_source_config(context))
-
-
 def _spec(array: np.ndarray, other: np.ndarray) -> TensorSpec:
     fixed = {
         axis: size for axis, (size, size_b) in enumerate(zip(array.shape, other.shape, strict=True)) if size == size_b
@@ -90,7 +79,7 @@ def _spec(array: np.ndarray, other: np.ndarray) -> TensorSpec:
 
 def expected_vision_inputs(context: PathContext) -> dict[str, TensorSpec]:
     """What vlparity feeds a vision encoder of this model: ``pixel_values`` plus the adapter's index inputs."""
-    vision_config = _source_config(context).vision_config
+    vision_config = context.source_config().vision_config
     width = vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
     feeds = []
     for grid in CONTRACT_GRIDS:
@@ -133,7 +122,7 @@ def _external_data_files(path: Path, model: Any) -> tuple[Path, ...]:
         if tensor.data_location != TensorProto.EXTERNAL:
             continue
         entries = {entry.key: entry.value for entry in tensor.external_data}
-        file = path.parent / entries["location"]
+        file = safe_join(path.parent, entries["location"], f"--onnx-vision {path}: external data location")
         needed[file] = max(needed.get(file, 0), int(entries.get("offset", 0)) + int(entries.get("length", 0)))
     missing = [f"{file.name} (missing)" for file in needed if not file.is_file()]
     short = [
@@ -162,7 +151,10 @@ def check_onnx_vision(path: Path, context: PathContext) -> OnnxVisionArtefact:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError, OSError …
-        raise ArtefactContractError(f"--onnx-vision {path}: not an ONNX model ({type(exc).__name__}: {exc}).") from exc
+        raise ArtefactContractError(
+            f"--onnx-vision {path}: not an ONNX model ({type(exc).__name__}: {exc}). The file is truncated or not "
+            "ONNX: copy it again completely, or re-export it."
+        ) from exc
     data_files = _external_data_files(path, model)
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -197,7 +189,7 @@ def check_onnx_vision(path: Path, context: PathContext) -> OnnxVisionArtefact:
         path, "--onnx-vision", problems, f"{listing} Rename or re-export the inputs (vlparity export-onnx writes them)."
     )
     outputs = _found_specs(contract["outputs"])
-    hidden = _source_config(context).text_config.hidden_size
+    hidden = context.source_config().text_config.hidden_size
     expected_output = TensorSpec("float32", 2, {1: hidden})
     if IMAGE_EMBEDS not in outputs:
         problems = [f"no output named {IMAGE_EMBEDS} (found: {', '.join(outputs) or 'none'})"]
@@ -258,7 +250,7 @@ def check_awq_dir(directory: Path, context: PathContext) -> AwqArtefact:
         problems.append(f"quantization_config.bits is {bits!r}, expected 4")
     if version.lower() != "gemm":
         problems.append(f"quantization_config.version is {version!r}, expected 'gemm' (the packing vlparity unpacks)")
-    model = _meta_model(context)
+    model = context.skeleton()
     if not isinstance(group_size, int) or group_size <= 0:
         problems.append(f"quantization_config.group_size is {group_size!r}, expected a positive integer")
     else:
@@ -330,7 +322,7 @@ def check_split_dir(directory: Path, context: PathContext) -> Path:
     config = _read_config(directory / "language" / "config.json", option, "")
     problems = _architecture_problems(config, context)
     if not problems:
-        model = _meta_model(context)
+        model = context.skeleton()
         prefix = context.adapter.vision_prefix
         state = {key: tensor.shape for key, tensor in model.state_dict().items()}
         language = {key: shape for key, shape in state.items() if not key.startswith(prefix)}

@@ -8,6 +8,7 @@ from vlparity.errors import DeviceUnavailableError, UsageError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
+DEVICE_MAP_CHOICES = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's placement strategies
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,3 +46,12 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def check_device_map(name: str | None) -> str | None:
+    """``--device-map``: None (the whole model on ``--device``) or one of accelerate's placement strategies."""
+    if name in (None, "", "none"):
+        return None
+    if name not in DEVICE_MAP_CHOICES:
+        raise UsageError(f"--device-map {name!r} is not one of none, {', '.join(DEVICE_MAP_CHOICES)}.")
+    return name

@@ -37,3 +37,20 @@ class ArtefactError(VlparityError):
 class ArtefactContractError(ArtefactError):
     """An artefact built outside vlparity (``--onnx-vision``, ``--awq-model``, ``--split-dir``) does not fit the
     model's input/output contract; the message names the file, the mismatch (expected vs found) and the remedy."""
+
+
+class ModelWeightsError(VlparityError):
+    """``--model``'s weight files are unusable: not safetensors, truncated, or shaped unlike its ``config.json``."""
+
+
+class PromptError(UsageError):
+    """A prompt and its images disagree: an image placeholder without an image, or an image without a placeholder."""
+
+
+class OutputNotWritableError(UsageError):
+    """An output location (``--output-dir``, ``--cache-dir``, a ``--report-*`` file) cannot be written."""
+
+
+class UnsafePathError(UsageError):
+    """A name taken from an input would place a file outside the directory it belongs in (``..``, absolute, or a
+    symlink that leads out)."""

@@ -10,12 +10,15 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from vlparity.errors import InputFileError
+from vlparity.errors import InputFileError, PromptError
 from vlparity.model_source import FIXTURES_DIR
 
 FIXTURE_IMAGES_DIR = FIXTURES_DIR / "images"
 FIXTURE_PROMPTS_FILE = FIXTURES_DIR / "prompts.json"
 MIN_IMAGE_SIDE = 2  # the Qwen processors reject (or divide by zero on) 1-pixel sides
+# The Qwen VL families' vision markers: the chat template writes them, one group per image; in a prompt's own text they
+# would be a placeholder without an image.
+VISION_MARKERS = ("<|vision_start|>", "<|image_pad|>", "<|video_pad|>", "<|vision_end|>")
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ class Sample:
         return f"{stems}|{slug}"
 
     def validate(self) -> None:
-        """Open every image now, so a bad file fails before any model work starts."""
+        """Check the prompt and open every image now, so bad input fails before any model work starts."""
+        check_prompt(self.prompt)
         for path in self.images:
             load_image(path)
 
@@ -64,9 +68,35 @@ def load_image(path: Path) -> Image.Image:
     return rgb
 
 
+def check_prompt(prompt: str) -> None:
+    """vlparity places one image placeholder per image itself (through the chat template): one in the prompt's own
+    text would have no image behind it."""
+    markers = [marker for marker in VISION_MARKERS if marker in prompt]
+    if markers:
+        raise PromptError(
+            f"--prompt {prompt!r}: contains the vision marker(s) {', '.join(markers)}. vlparity inserts one image "
+            "placeholder per --image through the chat template; remove them from the prompt text."
+        )
+
+
+def check_placeholders(processor: Any, text: str, sample: Sample) -> None:
+    """The chat template must render exactly one image placeholder per image (a text-only template renders none)."""
+    token = getattr(processor, "image_token", None)
+    found = text.count(token) if token else len(sample.images)
+    if found != len(sample.images):
+        directory = getattr(processor.tokenizer, "name_or_path", "") or "the model"
+        raise PromptError(
+            f"{directory}: its chat template (chat_template.jinja or tokenizer_config.json) rendered {found} image "
+            f"placeholder(s) {token} for the {len(sample.images)} image(s) of prompt {sample.prompt!r}. It must write "
+            "one per {'type': 'image'} content item; restore the model's original chat template."
+        )
+
+
 def preprocess(processor: Any, sample: Sample) -> dict[str, Any]:
     """Chat template + processor → model inputs (``input_ids``, ``pixel_values``, ``image_grid_thw``, …)."""
+    check_prompt(sample.prompt)
     text = processor.apply_chat_template(sample.messages(), add_generation_prompt=True, tokenize=False)
+    check_placeholders(processor, text, sample)
     images = [load_image(path) for path in sample.images] or None
     return dict(processor(text=[text], images=images, return_tensors="pt"))
 

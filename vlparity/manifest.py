@@ -72,6 +72,9 @@ def _build_and_rename(final_dir: Path, kind: str, build: Callable[[Path], dict[s
         manifest = {"kind": kind, "versions": library_versions(), **extra, "files": tree_sha256(tmp_dir)}
         (tmp_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         tmp_dir.rename(final_dir)
+    except KeyboardInterrupt as exc:
+        exc.add_note(f"building {final_dir} was interrupted; its temporary directory was removed, nothing was written")
+        raise
     finally:
         with suppress(FileNotFoundError):
             shutil.rmtree(tmp_dir)

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlparity.errors import ModelNotFoundError
+from vlparity.errors import ModelNotFoundError, ModelWeightsError
 from vlparity.hashing import digest_of, tree_sha256
+from vlparity.safe_paths import safe_join
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 DEFAULT_MODEL = FIXTURES_DIR / "qwen2_5_vl"
+INDEX_NAME = "model.safetensors.index.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,48 @@ class ModelSource:
     def content_hash(self) -> str:
         """sha256 over every file of the checkpoint: the root of every artefact cache key."""
         return digest_of(tree_sha256(self.directory))
+
+    def check_weight_files(self) -> None:
+        """Before any load: the weights are safetensors (a pickle-based ``*.bin`` can run code and is never loaded),
+        every shard the index names exists inside the checkpoint, and every file's header and data are complete."""
+        files = sorted(self.directory.glob("*.safetensors"))
+        if not files:
+            pickles = sorted(path.name for path in self.directory.iterdir() if path.suffix in PICKLE_SUFFIXES)
+            found = f" (only {', '.join(pickles)}: pickle-based, which vlparity never loads)" if pickles else ""
+            raise ModelWeightsError(
+                f"--model {self.reference}: {self.directory} has no *.safetensors weights{found}. Download the "
+                "safetensors files, or convert the checkpoint in a trusted environment "
+                "(model.save_pretrained(dir, safe_serialization=True))."
+            )
+        index = self.directory / INDEX_NAME
+        if index.is_file():
+            try:
+                shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+            except (ValueError, AttributeError) as exc:
+                raise ModelWeightsError(
+                    f"--model {self.reference}: {INDEX_NAME} is not a valid index ({exc}); download it again."
+                ) from exc
+            missing = sorted(name for name in shards if not safe_join(self.directory, name, INDEX_NAME).is_file())
+            if missing:
+                raise ModelWeightsError(
+                    f"--model {self.reference}: {INDEX_NAME} names shard(s) that are not there: {', '.join(missing)}. "
+                    "The download is incomplete; download the missing files again."
+                )
+        for path in files:
+            _check_safetensors(path, self.reference)
+
+
+def _check_safetensors(path: Path, reference: str) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt"):
+            pass
+    except Exception as exc:  # SafetensorError (truncated, not safetensors), OSError
+        raise ModelWeightsError(
+            f"--model {reference}: {path.name} is not a readable safetensors file ({exc}). It is truncated or "
+            "damaged: download it again (or re-save the checkpoint)."
+        ) from exc
 
 
 def resolve_model(reference: str | Path | None) -> ModelSource:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vlparity.devices import DTYPE_CHOICES, resolve_device
+from vlparity.devices import DEVICE_MAP_CHOICES, DTYPE_CHOICES, check_device_map, resolve_device
 from vlparity.errors import VlparityError
 from vlparity.paths import REFERENCE_PATH, parse_path_names
 from vlparity.runtime.ort import OrtOptions, parse_provider_options, requested_provider
@@ -30,6 +30,8 @@ OPTIONS = {
     "ep": ("vlparity_ep", "cpu", "ONNX Runtime execution provider: cpu, cuda, vitisai or auto"),
     "ep-option": ("vlparity_ep_options", "", "comma-separated KEY=VALUE provider options"),
     "allow-ep-fallback": ("vlparity_allow_ep_fallback", "false", "true: accept an EP that executed no node"),
+    "device-map": ("vlparity_device_map", "none", f"none or {', '.join(DEVICE_MAP_CHOICES)}: accelerate places the LM"),
+    "trust-remote-code": ("vlparity_trust_remote_code", "false", "true: let transformers run a checkpoint's own code"),
 }
 
 
@@ -45,6 +47,10 @@ def _option(config: pytest.Config, option: str) -> str | None:
     ini = OPTIONS[option][0]
     value = config.getoption(ini)
     return value if value is not None else config.getini(ini)
+
+
+def _flag(config: pytest.Config, option: str) -> bool:
+    return str(_option(config, option)).lower() in ("1", "true", "yes")
 
 
 def settings_from_config(config: pytest.Config) -> RunSettings:
@@ -63,8 +69,10 @@ def settings_from_config(config: pytest.Config) -> RunSettings:
         ort=OrtOptions(
             ep=str(_option(config, "ep")),
             provider_options=parse_provider_options([i for i in str(_option(config, "ep-option")).split(",") if i]),
-            allow_fallback=str(_option(config, "allow-ep-fallback")).lower() in ("1", "true", "yes"),
+            allow_fallback=_flag(config, "allow-ep-fallback"),
         ),
+        device_map=_option(config, "device-map"),
+        trust_remote_code=_flag(config, "trust-remote-code"),
     )
 
 
@@ -73,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = settings_from_config(config)
     try:
         resolve_device(settings.device)
+        check_device_map(settings.device_map)
         parse_path_names(settings.paths)
         requested_provider(settings.ort)
     except VlparityError as exc:

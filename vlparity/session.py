@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vlparity.devices import dtype_name, resolve_device, resolve_dtype
+from vlparity.devices import check_device_map, dtype_name, resolve_device, resolve_dtype
 from vlparity.errors import UsageError
 from vlparity.inputs import Sample, load_image
 from vlparity.manifest import library_versions
@@ -60,6 +60,8 @@ class RunSettings:
     max_new_tokens: int = 16
     cache_dir: Path = DEFAULT_CACHE_DIR
     ort: OrtOptions = field(default_factory=OrtOptions)
+    device_map: str | None = None
+    trust_remote_code: bool = False
 
 
 @dataclass
@@ -87,6 +89,8 @@ class ParitySession:
             dtype=resolve_dtype(self.settings.dtype, device),
             cache_dir=Path(self.settings.cache_dir),
             ort=self.settings.ort,
+            device_map=check_device_map(self.settings.device_map),
+            trust_remote_code=self.settings.trust_remote_code,
         )
         self.context.adapter  # noqa: B018 - fail fast on an unsupported architecture
         model_type = self.context.source.model_type

@@ -16,7 +16,8 @@ def adapter_for(model_type: str, source: str = "the model") -> FamilyAdapter:
     except KeyError:
         raise UnsupportedModelError(
             f"{source}: architecture model_type={model_type!r} is not supported. "
-            f"Supported: {', '.join(sorted(ADAPTERS))}."
+            f"Supported: {', '.join(sorted(ADAPTERS))}. Pass a checkpoint of one of these families (a new family "
+            "needs an adapter in vlparity/adapters/)."
         ) from None
 
 

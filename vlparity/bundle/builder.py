@@ -28,6 +28,7 @@ from vlparity.manifest import MANIFEST_NAME, verify_manifest, write_artefact
 from vlparity.paths.base import PathContext
 from vlparity.paths.onnx import ONNX_KIND, build_onnx_vision
 from vlparity.paths.split import split_cache_dir
+from vlparity.safe_paths import safe_join
 
 BUNDLE_KIND = "bundle"
 TEMPLATES_DIR = Path(__file__).resolve().with_name("templates")
@@ -112,9 +113,11 @@ def write_vision(context: PathContext, onnx_dir: Path, vision_dir: Path) -> None
 
     vision_dir.mkdir(parents=True)
     for path in sorted(onnx_dir.glob(f"{MODEL_NAME}*")):
-        shutil.copyfile(path, vision_dir / path.name)
+        shutil.copyfile(*_copy_pair(onnx_dir, path.name, vision_dir))
     graph = onnx.load(str(onnx_dir / MODEL_NAME), load_external_data=False).graph
-    image_processor = AutoImageProcessor.from_pretrained(context.source.directory)
+    image_processor = AutoImageProcessor.from_pretrained(
+        context.source.directory, trust_remote_code=context.trust_remote_code
+    )
     config = preprocess_config(image_processor, context.source.config["vision_config"], [i.name for i in graph.input])
     (vision_dir / PREPROCESS_NAME).write_text(json.dumps(config, indent=2) + "\n")
     shutil.copyfile(TEMPLATES_DIR / VISION_SCRIPT, vision_dir / VISION_SCRIPT)
@@ -127,16 +130,24 @@ def write_language(adapter: FamilyAdapter, source_dir: Path, language_dir: Path,
     for path in sorted(source_dir.iterdir()):
         if not path.is_file() or path.name in NOT_FOR_LANGUAGE:
             continue
+        source, target = _copy_pair(source_dir, path.name, language_dir)
         if path.suffix == ".safetensors":
-            _copy_without_vision(path, language_dir / path.name, adapter.vision_prefix)
+            _copy_without_vision(source, target, adapter.vision_prefix)
         elif path.name.endswith(".safetensors.index.json"):
-            _index_without_vision(path, language_dir / path.name, adapter.vision_prefix)
+            _index_without_vision(source, target, adapter.vision_prefix)
         else:
-            shutil.copyfile(path, language_dir / path.name)
+            shutil.copyfile(source, target)
     if not quantized and not (language_dir / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{source_dir}: no {WEIGHTS_NAME}; the split artefact is incomplete")
     shutil.copyfile(TEMPLATES_DIR / LANGUAGE_SCRIPT, language_dir / LANGUAGE_SCRIPT)
     (language_dir / "requirements.txt").write_text("\n".join(language_requirements(quantized)) + "\n")
+
+
+def _copy_pair(source_dir: Path, name: str, target_dir: Path) -> tuple[Path, Path]:
+    """Where a file of a cached artefact is read from and written to: both inside their directories (a symlink in the
+    artefact that leads out would copy a foreign file into a bundle meant to be shipped)."""
+    what = f"bundle: file of {source_dir}"
+    return safe_join(source_dir, name, what), safe_join(target_dir, name, what)
 
 
 def _copy_without_vision(source: Path, target: Path, vision_prefix: str) -> None:

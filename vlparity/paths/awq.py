@@ -22,8 +22,9 @@ from vlparity.manifest import library_versions, verify_manifest, write_artefact
 from vlparity.paths.base import PathContext
 from vlparity.paths.language import teacher_forced_logits
 from vlparity.paths.onnx import OnnxPath
+from vlparity.paths.original import load_source_model
 from vlparity.paths.split import SplitPath, materialise_buffers
-from vlparity.quantize.awq import AwqSettings, dequantized_state_dict, load_awq, quantize_to
+from vlparity.quantize.awq import AwqSettings, check_quantizable, dequantized_state_dict, load_awq, quantize_to
 
 AWQ_KIND = "awq"
 AWQ_DTYPE = torch.float16  # the dtype gptqmodel's AWQ kernels run in, on CPU and CUDA
@@ -43,7 +44,9 @@ def awq_cache_dir(context: PathContext, settings: AwqSettings) -> Path:
 
 
 def build_awq(context: PathContext, settings: AwqSettings) -> Path:
-    """Quantize the source model's LM (cached by content hash) and return the checkpoint directory."""
+    """Quantize the source model's LM (cached by content hash) and return the checkpoint directory. Dimensions the
+    group size does not divide are refused first, on the meta-device skeleton (no weights read, nothing written)."""
+    check_quantizable(context.skeleton(), settings.group_size)
     target = awq_cache_dir(context, settings)
     if (target / "manifest.json").is_file():
         return target
@@ -51,8 +54,8 @@ def build_awq(context: PathContext, settings: AwqSettings) -> Path:
     def build(tmp: Path) -> dict[str, Any]:
         from transformers import AutoProcessor
 
-        model = context.adapter.model_class.from_pretrained(context.source.directory, dtype=torch.float32).eval()
-        processor = AutoProcessor.from_pretrained(context.source.directory)
+        model = load_source_model(context, torch.float32)
+        processor = AutoProcessor.from_pretrained(context.source.directory, trust_remote_code=context.trust_remote_code)
         with progress.stage(f"AWQ: calibrating and quantizing the language model (group size {settings.group_size})"):
             quantize_to(model, processor, context.source.model_type, settings, tmp)
         return {
@@ -73,7 +76,10 @@ class AwqLanguage:
 
     def _load_language(self) -> None:
         self._awq_checkpoint()
-        self.language = load_awq(self.awq_dir, self.context.device, AWQ_DTYPE)
+        self.language = load_awq(
+            self.awq_dir, self.context.device, AWQ_DTYPE,
+            device_map=self.context.device_map, trust_remote_code=self.context.trust_remote_code,
+        )  # fmt: skip
 
     def _awq_checkpoint(self) -> None:
         """Quantize the LM if it is not cached (sets ``awq_dir``) and verify the checkpoint against its manifest."""
@@ -87,7 +93,7 @@ class AwqLanguage:
         """float32 model of the source architecture with the AWQ checkpoint's weights unpacked."""
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(self.awq_dir)
+        config = AutoConfig.from_pretrained(self.awq_dir, trust_remote_code=self.context.trust_remote_code)
         if hasattr(config, "quantization_config"):
             del config.quantization_config
         with torch.device("meta"):

@@ -74,10 +74,23 @@ class PathContext:
     dtype: torch.dtype
     cache_dir: Path
     ort: OrtOptions = field(default_factory=OrtOptions)
+    device_map: str | None = None  # e.g. "auto": accelerate places the LM over every visible device
+    trust_remote_code: bool = False  # passed to every from_pretrained: a checkpoint's own code runs only when asked
 
     @cached_property
     def adapter(self) -> FamilyAdapter:
         return adapter_for(self.source.model_type, f"--model {self.source.reference}")
+
+    def source_config(self) -> Any:
+        """The source model's transformers config."""
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(self.source.directory, trust_remote_code=self.trust_remote_code)
+
+    def skeleton(self) -> nn.Module:
+        """The source architecture on the meta device: parameter names and shapes without allocating weights."""
+        with torch.device("meta"):
+            return self.adapter.model_class(self.source_config())
 
 
 class PathRunner(ABC):

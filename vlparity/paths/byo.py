@@ -8,15 +8,18 @@ contract is checked before any runner is created, so a misfit artefact fails bef
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from vlparity.contracts import AwqArtefact, OnnxVisionArtefact, check_awq_dir, check_onnx_vision, check_split_dir
 from vlparity.errors import UsageError
-from vlparity.paths.awq import AwqOnnxPath, AwqPath
+from vlparity.export.split import SPLIT_KIND
+from vlparity.manifest import MANIFEST_NAME, verify_manifest
+from vlparity.paths.awq import AWQ_KIND, AwqOnnxPath, AwqPath
 from vlparity.paths.base import PathContext, PathRunner
-from vlparity.paths.onnx import OnnxPath
+from vlparity.paths.onnx import ONNX_KIND, OnnxPath
 from vlparity.paths.split import SplitPath
 from vlparity.quantize.awq import AwqSettings
 
@@ -140,8 +143,24 @@ EXTERNAL_PATHS: dict[str, type[PathRunner]] = {
 }
 
 
+def verify_if_vlparity_built(directory: Path, kind: str) -> None:
+    """An artefact that still carries vlparity's manifest (a copied cache entry) is verified like a cached one: a
+    changed byte is refused. Without one (or with another tool's manifest.json) the contract check alone applies."""
+    try:
+        manifest = json.loads((directory / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(manifest, dict) and manifest.get("kind") == kind:
+        verify_manifest(directory, kind)
+
+
 def external_runners(context: PathContext, artefacts: ExternalArtefacts, names: list[str]) -> list[PathRunner]:
-    """Check every given artefact's contract, then build one runner per path in ``names`` that uses one of them."""
+    """Verify the given artefacts' manifests where they have one and check every contract, then build one runner per
+    path in ``names`` that uses one of them."""
+    onnx_dir = artefacts.onnx_vision.parent if artefacts.onnx_vision else None
+    for directory, kind in ((onnx_dir, ONNX_KIND), (artefacts.awq_model, AWQ_KIND), (artefacts.split_dir, SPLIT_KIND)):
+        if directory is not None:
+            verify_if_vlparity_built(directory, kind)
     onnx = check_onnx_vision(artefacts.onnx_vision, context) if artefacts.onnx_vision else None
     awq = check_awq_dir(artefacts.awq_model, context) if artefacts.awq_model else None
     split = check_split_dir(artefacts.split_dir, context) if artefacts.split_dir else None

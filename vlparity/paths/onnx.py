@@ -26,6 +26,7 @@ from vlparity.hashing import digest_of
 from vlparity.inputs import Sample
 from vlparity.manifest import verify_manifest, write_artefact
 from vlparity.paths.base import PathContext
+from vlparity.paths.original import load_source_model
 from vlparity.paths.split import SplitPath
 from vlparity.runtime.ort import AuditedSession, OrtOptions
 
@@ -66,7 +67,7 @@ def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
     def build(tmp: Path) -> dict[str, Any]:
         model_path = tmp / MODEL_NAME
         if settings.precision == "fp32":
-            model = context.adapter.model_class.from_pretrained(context.source.directory, dtype=torch.float32)
+            model = load_source_model(context, torch.float32)
             vision = context.adapter.vision_tower(model).eval()
             example = _example_inputs(vision.config)
             with progress.stage("exporting the vision encoder to ONNX"):

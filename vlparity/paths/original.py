@@ -8,18 +8,45 @@ import numpy as np
 import torch
 from torch import nn
 
+from vlparity.errors import ModelWeightsError
 from vlparity.inputs import Sample, preprocess
 from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs
 from vlparity.paths.language import greedy_generate, language_inputs_with, teacher_forced_logits, to_device
 
 
+def load_source_model(context: PathContext, dtype: torch.dtype, device_map: str | None = None) -> nn.Module:
+    """The source checkpoint through transformers (on the CPU unless ``device_map`` places it), refusing what would
+    otherwise load silently wrong or unsafely: pickle-based or truncated weight files, tensors shaped unlike
+    ``config.json`` (transformers would re-initialise them at random) or missing from the checkpoint."""
+    source = context.source
+    source.check_weight_files()
+    model, info = context.adapter.model_class.from_pretrained(
+        source.directory, dtype=dtype, device_map=device_map, use_safetensors=True,
+        trust_remote_code=context.trust_remote_code, ignore_mismatched_sizes=True, output_loading_info=True,
+    )  # fmt: skip
+    mismatched, missing = info["mismatched_keys"], info["missing_keys"]
+    if mismatched or missing:
+        shapes = [f"{key} {list(found)} (config.json says {list(expected)})" for key, found, expected in mismatched]
+        problems = [
+            f"{len(mismatched)} tensor(s) shaped unlike it, e.g. {'; '.join(shapes[:2])}" if mismatched else "",
+            f"{len(missing)} tensor(s) missing, e.g. {sorted(missing)[:3]}" if missing else "",
+        ]
+        raise ModelWeightsError(
+            f"--model {source.reference}: the *.safetensors weights do not fit config.json: "
+            f"{'; '.join(filter(None, problems))}. The weights and config.json come from different models or the files "
+            "are damaged; download the checkpoint again."
+        )
+    return model.eval()
+
+
 def load_original(context: PathContext) -> tuple[nn.Module, Any]:
-    """The full model and its processor, loaded from the source checkpoint in the run's dtype on the run's device."""
+    """The full model and its processor in the run's dtype, on the run's device (or placed by ``--device-map``)."""
     from transformers import AutoProcessor
 
-    directory = context.source.directory
-    model = context.adapter.model_class.from_pretrained(directory, dtype=context.dtype).to(context.device).eval()
-    processor = AutoProcessor.from_pretrained(directory)
+    model = load_source_model(context, context.dtype, context.device_map)
+    if context.device_map is None:
+        model = model.to(context.device)
+    processor = AutoProcessor.from_pretrained(context.source.directory, trust_remote_code=context.trust_remote_code)
     return model, processor
 
 

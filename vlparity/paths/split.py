@@ -42,32 +42,53 @@ def split_cache_dir(context: PathContext) -> Path:
 
 
 def load_vision_tower(adapter: FamilyAdapter, vision_dir: Path, context: PathContext, attn: str) -> nn.Module:
-    vision = adapter.vision_class.from_pretrained(vision_dir, dtype=context.dtype, attn_implementation=attn)
+    vision = adapter.vision_class.from_pretrained(
+        vision_dir, dtype=context.dtype, attn_implementation=attn, trust_remote_code=context.trust_remote_code
+    )
     return vision.to(context.device).eval()
 
 
 def load_language_model(adapter: FamilyAdapter, language_dir: Path, context: PathContext, attn: str) -> nn.Module:
     """Build the model skeleton on the meta device, drop its vision tower, then load only the LM weights.
 
-    The vision weights are never allocated, which proves the LM needs nothing from them but embeddings.
+    The vision weights are never allocated, which proves the LM needs nothing from them but embeddings. With
+    ``--device-map`` the LM is loaded on the CPU, then accelerate places its layers over the visible devices.
     """
     from transformers import AutoConfig, GenerationConfig
 
-    config = AutoConfig.from_pretrained(language_dir)
+    config = AutoConfig.from_pretrained(language_dir, trust_remote_code=context.trust_remote_code)
     config._attn_implementation = attn
     with torch.device("meta"):
         model = adapter.model_class(config)
     adapter.detach_vision_tower(model, VisionTowerRemoved())
-    state = _load_aligned(language_dir / WEIGHTS_NAME, context.device)
+    device = torch.device("cpu") if context.device_map else context.device
+    state = _load_aligned(language_dir / WEIGHTS_NAME, device)
     result = model.load_state_dict(state, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
         raise ArtefactError(
             f"{language_dir / WEIGHTS_NAME}: does not fit the {adapter.model_type} language model "
             f"(missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}). Rebuild the split."
         )
-    materialise_buffers(model, context.device)
-    model.generation_config = GenerationConfig.from_pretrained(language_dir)
-    return model.eval()
+    materialise_buffers(model, device)
+    model.generation_config = GenerationConfig.from_pretrained(
+        language_dir, trust_remote_code=context.trust_remote_code
+    )
+    return dispatch(model, context.device_map) if context.device_map else model.eval()
+
+
+def dispatch(model: nn.Module, strategy: str) -> nn.Module:
+    """Place a loaded model's layers over the visible devices as ``from_pretrained(device_map=strategy)`` would
+    (accelerate: ``infer_auto_device_map`` on balanced memory, never splitting a decoder layer, then
+    ``dispatch_model``); the placement is in ``model.hf_device_map``."""
+    from accelerate import dispatch_model, infer_auto_device_map
+    from accelerate.utils import get_balanced_memory
+
+    no_split = list(getattr(model, "_no_split_modules", None) or [])
+    max_memory = None
+    if strategy != "sequential":
+        max_memory = get_balanced_memory(model, no_split_module_classes=no_split, low_zero=strategy == "balanced_low_0")
+    device_map = infer_auto_device_map(model, max_memory=max_memory, no_split_module_classes=no_split)
+    return dispatch_model(model, device_map).eval()
 
 
 def _load_aligned(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
@@ -117,9 +138,11 @@ class SplitPath(PathRunner):
         manifest = self._split_manifest()
         self.attn_implementation = manifest.get("attn_implementation") or "sdpa"
         self._load_language()
+        trust = self.context.trust_remote_code
         self.processor = AutoProcessor.from_pretrained(
             self.artefact_dir / "language",
-            image_processor=AutoImageProcessor.from_pretrained(self.artefact_dir / "vision"),
+            image_processor=AutoImageProcessor.from_pretrained(self.artefact_dir / "vision", trust_remote_code=trust),
+            trust_remote_code=trust,
         )
         self._load_vision()
 

@@ -67,7 +67,8 @@ def build_real_size_model(cache_dir: Path, seed: int = 0) -> Path:
         log.info("building the real-size random model (Qwen2.5-VL-3B vision, %d-layer LM slice)…", LM_LAYERS)
         (tmp / "config.json").write_text(json.dumps(config))
         torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration._from_config(AutoConfig.from_pretrained(tmp), dtype=torch.float32)
+        written = AutoConfig.from_pretrained(tmp, trust_remote_code=False)  # the config.json written just above
+        model = Qwen2_5_VLForConditionalGeneration._from_config(written, dtype=torch.float32)
         model.save_pretrained(tmp)
         for item in (FIXTURES_DIR / "qwen2_5_vl").iterdir():
             if item.suffix in (".json", ".jinja") and item.name not in ("config.json", "manifest.json"):

@@ -117,13 +117,24 @@ def quantize_to(model: nn.Module, processor: Any, model_type: str, settings: Awq
     processor.save_pretrained(out_dir)
 
 
-def load_awq(directory: Path, device: torch.device, dtype: torch.dtype = torch.float16) -> nn.Module:
-    """Load an AWQ checkpoint through transformers (gptqmodel kernels) and assert it is sane."""
+def load_awq(
+    directory: Path,
+    device: torch.device,
+    dtype: torch.dtype = torch.float16,
+    *,
+    device_map: str | None = None,
+    trust_remote_code: bool = False,
+) -> nn.Module:
+    """Load an AWQ checkpoint through transformers (gptqmodel kernels) on ``device`` (or placed over the visible
+    devices by accelerate's ``device_map`` strategy) and assert it is sane."""
     from transformers import AutoModelForImageTextToText
 
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(os.cpu_count() or 1))
     try:
-        model = AutoModelForImageTextToText.from_pretrained(directory, dtype=dtype, device_map=str(device)).eval()
+        model = AutoModelForImageTextToText.from_pretrained(
+            directory, dtype=dtype, device_map=device_map or str(device), use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+        ).eval()  # fmt: skip
     except (RuntimeError, ValueError, OSError) as exc:
         raise ArtefactError(
             f"AWQ load: transformers could not load {directory} ({str(exc).splitlines()[0][:200]}). The packed "
