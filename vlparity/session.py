@@ -17,12 +17,14 @@ from vlparity.errors import UsageError
 from vlparity.inputs import Sample, load_image
 from vlparity.manifest import library_versions
 from vlparity.model_source import resolve_model
+from vlparity.parity.layers import LayerDivergence, compare_layers
 from vlparity.parity.series import error_histogram, merged_patch_grid
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, tolerance_for
 from vlparity.parity.verdict import first_failing, judge_tokens, judge_vision
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
+from vlparity.paths.base import capture_decoder_states
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 from vlparity.runtime.ort import OrtOptions
 
@@ -31,10 +33,19 @@ DEFAULT_CACHE_DIR = Path(".vlparity-cache")
 
 
 THIRD_OPINION_MAX_PATCHES = 2048  # onnx.reference is pure numpy: keep it to small inputs
+# A float LM loaded from the same weights reproduces the reference's hidden states to rounding (split: bit-exact), so
+# any relative error above this is where a token divergence starts.
+DECODER_MAX_REL_L2 = 1e-6
 
 
 def _describe_diagnosis(diagnosis: dict[str, Any]) -> tuple[str, ...]:
     lines = []
+    pixels = diagnosis.get("preprocessing_max_abs_err")
+    if pixels:
+        lines.append(
+            f"pixel_values differ from the reference processor's (max |Δ| {pixels:.3g}): the preprocessing drifted "
+            "(resize filter, normalisation or patching), not the vision encoder"
+        )
     if "first_diverging_block" in diagnosis:
         block = diagnosis["first_diverging_block"]
         lines.append(
@@ -46,9 +57,39 @@ def _describe_diagnosis(diagnosis: dict[str, Any]) -> tuple[str, ...]:
         lines.append(
             "onnx.reference agrees with PyTorch, ONNX Runtime does not: a runtime problem"
             if diagnosis["attribution"] == "onnxruntime"
-            else "onnx.reference disagrees with PyTorch too: the exported graph is wrong (exporter problem)"
+            else "onnx.reference disagrees with PyTorch too: the exported graph or the inputs fed to it are wrong "
+            "(exporter problem)"
         )
     return tuple(lines)
+
+
+def _describe_layers(layers: LayerDivergence, quantized: bool, baseline: str = "the reference") -> str:
+    """The token diagnosis in words: where the candidate's LM leaves ``baseline``'s on the reference's inputs."""
+    last = len(layers.rel_l2) - 1
+
+    def where(state: int) -> str:
+        return "the LM input embeddings" if state == 0 else "the LM head" if state == last else f"layer {state - 1}"
+
+    if quantized:  # every layer carries quantization error: name the one that adds the most
+        state = layers.largest_growth
+        before = layers.rel_l2[state - 1] if state else 0.0
+        return (
+            f"largest hidden-state error growth at decoder {where(state)} (rel L2 {before:.3g} → "
+            f"{layers.rel_l2[state]:.3g} against {baseline}, on the reference's inputs)"
+        )
+    state = layers.first_diverging
+    if state is None:
+        return (
+            "the language model agrees layer by layer on the reference's inputs: the divergence comes from this "
+            "path's image embeddings"
+        )
+    error = layers.rel_l2[state]
+    size = "non-finite values" if error != error else f"rel L2 {error:.3g}"
+    if state == 0:
+        return f"the LM input embeddings already differ ({size}): embed_tokens"
+    if state == last:
+        return f"every decoder layer agrees, the LM head's logits do not ({size})"
+    return f"first diverging decoder layer: {state - 1} ({size} in its hidden states)"
 
 
 @dataclass(frozen=True)
@@ -186,7 +227,8 @@ class ParitySession:
         own block outputs) and, for ONNX on small inputs, whether the exporter or the runtime is at fault."""
         candidate, reference = self.runner(name), self.runner(REFERENCE_PATH)
         tolerance = self.tolerance(name)
-        diagnosis: dict[str, Any] = {}
+        pixels = [runner.preprocess(sample)["pixel_values"].float().cpu().numpy() for runner in (reference, candidate)]
+        diagnosis: dict[str, Any] = {"preprocessing_max_abs_err": compare_tensors(*pixels, 0.0, 0.0).max_abs_err}
         if hasattr(candidate, "vision_block_outputs"):
             pairs = zip(reference.vision_block_outputs(sample), candidate.vision_block_outputs(sample), strict=True)
             comparisons = [compare_tensors(r, c, tolerance.vision_atol, tolerance.vision_rtol) for r, c in pairs]
@@ -207,19 +249,32 @@ class ParitySession:
     def check_tokens(self, name: str, sample: Sample) -> CheckResult:
         """Greedy tokens and teacher-forced distributions of path ``name`` vs ``original``."""
         tolerance = self.tolerance(name)
-        reference, candidate = self.generation(REFERENCE_PATH, sample), self.generation(name, sample)
+        refusal = self.image_token_count_error(name, sample)
+        reference = self.generation(REFERENCE_PATH, sample)
+        reference_forced = self.teacher_forced(REFERENCE_PATH, sample)
+        if refusal is None:
+            candidate, candidate_forced = self.generation(name, sample), self.teacher_forced(name, sample)
+            kernel_error = self.kernel_error(name, sample)
+        else:  # the LM cannot run: compare against no tokens and no distributions
+            candidate = Generation(tokens=reference.tokens[:0], logits=reference.logits[:0])
+            candidate_forced, kernel_error = reference_forced[:0], None
         tokens = compare_tokens(
             reference.tokens, candidate.tokens, reference.logits, candidate.logits, top_k=tolerance.top_k
         )
         teacher_forced = compare_teacher_forced(
-            self.teacher_forced(REFERENCE_PATH, sample),
-            self.teacher_forced(name, sample),
-            reference.tokens,
-            settled_p=tolerance.settled_p,
+            reference_forced, candidate_forced, reference.tokens, settled_p=tolerance.settled_p
         )
-        kernel_error = self.kernel_error(name, sample)
         verdict = judge_tokens(tokens, teacher_forced, tolerance, kernel_error)
         metrics: dict[str, Any] = {**asdict(tokens), **asdict(teacher_forced), "kernel_max_abs_logit": kernel_error}
+        passed, reasons = verdict.passed and refusal is None, verdict.reasons
+        if refusal is not None:
+            reasons = (refusal,)
+        elif not passed:  # a kernel/format error is located against the float twin, anything else against original
+            kernel_failed = kernel_error is not None and not kernel_error <= tolerance.kernel_max_abs_logit
+            layers = self.diagnose_tokens(name, sample, against_twin=kernel_failed)
+            metrics["decoder_state_rel_l2"] = list(layers.rel_l2)  # input embeddings, each layer, logits
+            baseline = "the dequantized twin" if kernel_failed else "the reference"
+            reasons = (*reasons, _describe_layers(layers, kernel_error is not None, baseline))
         metrics["reference_tokens"] = reference.tokens.tolist()
         metrics["candidate_tokens"] = candidate.tokens.tolist()
         metrics["reference_text"] = self.decode(reference.tokens)
@@ -230,8 +285,37 @@ class ParitySession:
             "reference_pieces": [tokenizer.decode([token]) for token in reference.tokens.tolist()],
             "candidate_pieces": [tokenizer.decode([token]) for token in candidate.tokens.tolist()],
         }
-        result = CheckResult(name, "tokens", sample.sample_id, None, verdict.passed, verdict.reasons, metrics, series)
+        result = CheckResult(name, "tokens", sample.sample_id, None, passed, reasons, metrics, series)
         return self._record([result])[0]
+
+    def image_token_count_error(self, name: str, sample: Sample) -> str | None:
+        """Why the LM cannot take path ``name``'s image embeddings (a token count other than its prompt's image
+        tokens), or None: checked before generating, so the check fails with this reason rather than a traceback."""
+        if not sample.images:
+            return None
+        grid = self.runner(name).preprocess(sample)["image_grid_thw"]
+        merge = self.context.source.config["vision_config"]["spatial_merge_size"]
+        expected = (grid.prod(-1) // merge**2).tolist()
+        produced = [embedding.shape[0] for embedding in self.embeddings(name, sample)]
+        if produced == expected:
+            return None
+        return (
+            f"image token count: the prompt has {expected} image token(s) per image but this path's vision encoder "
+            f"gave {produced}; the language model cannot take them"
+        )
+
+    def diagnose_tokens(self, name: str, sample: Sample, against_twin: bool = False) -> LayerDivergence:
+        """Where a token mismatch starts: the candidate's LM and the reference's (or, for a kernel/format error, the
+        candidate's dequantized float twin) run on the *reference's* inputs, image embeddings included, and compared
+        state by state, so a fault in the LM is located and one in the vision is cleared."""
+        reference, candidate = self.runner(REFERENCE_PATH), self.runner(name)
+        baseline = candidate.dequantized_twin if against_twin else reference.language_model
+        inputs = reference.language_inputs(sample)
+        return compare_layers(
+            capture_decoder_states(baseline, inputs),
+            capture_decoder_states(candidate.language_model, inputs),
+            DECODER_MAX_REL_L2,
+        )
 
     def kernel_error(self, name: str, sample: Sample) -> float | None:
         """Max |Δlogit| between a quantized path and its dequantized float twin (None for paths without one)."""

@@ -19,7 +19,7 @@ from vlparity import progress
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample
 from vlparity.manifest import library_versions, verify_manifest, write_artefact
-from vlparity.paths.base import PathContext
+from vlparity.paths.base import PathContext, check_source
 from vlparity.paths.language import teacher_forced_logits
 from vlparity.paths.onnx import OnnxPath
 from vlparity.paths.original import load_source_model
@@ -86,7 +86,7 @@ class AwqLanguage:
         if self.awq_dir is None:
             with self.timer.stage("quantize"):
                 self.awq_dir = build_awq(self.context, self.awq_settings)
-        verify_manifest(self.awq_dir, AWQ_KIND)
+        check_source(verify_manifest(self.awq_dir, AWQ_KIND), self.context, self.awq_dir)
 
     @cached_property
     def dequantized_twin(self) -> nn.Module:

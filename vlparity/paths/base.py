@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from vlparity.adapters import FamilyAdapter, adapter_for
+from vlparity.errors import ArtefactError
 from vlparity.inputs import Sample
 from vlparity.model_source import ModelSource
 from vlparity.runtime.ort import OrtOptions
@@ -165,3 +166,24 @@ def capture_block_outputs(vision: nn.Module, run: Any) -> list[np.ndarray]:
         for hook in hooks:
             hook.remove()
     return captured
+
+
+@torch.inference_mode()
+def capture_decoder_states(model: nn.Module, inputs: dict[str, Any]) -> list[np.ndarray]:
+    """One forward of ``model`` on ``inputs``: its input embeddings, each decoder layer's output and the last
+    position's logits, as float32 (the states ``parity.layers.compare_layers`` takes)."""
+    output = model(**inputs, output_hidden_states=True, use_cache=False, logits_to_keep=1)
+    states = [state[0].detach().float().cpu().numpy() for state in output.hidden_states]
+    return [*states, output.logits[0].detach().float().cpu().numpy()]
+
+
+def check_source(manifest: dict[str, Any], context: PathContext, artefact_dir: Path) -> None:
+    """Refuse an artefact built from other weights than the model being judged (a stale export reused after a weight
+    changed): its manifest records the source checkpoint's sha256."""
+    recorded, actual = manifest.get("source_sha256"), context.source.content_hash()
+    if recorded is not None and recorded != actual:
+        raise ArtefactError(
+            f"{artefact_dir}: stale artefact, built from a source with sha256 {recorded} but the model being judged "
+            f"({context.source.reference}) has sha256 {actual}. A weight changed since it was built; delete it and "
+            "let vlparity rebuild it."
+        )

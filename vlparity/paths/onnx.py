@@ -25,7 +25,7 @@ from vlparity.export.onnx_vision import (
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample
 from vlparity.manifest import verify_manifest, write_artefact
-from vlparity.paths.base import PathContext
+from vlparity.paths.base import PathContext, check_source
 from vlparity.paths.original import load_source_model
 from vlparity.paths.split import SplitPath
 from vlparity.runtime.ort import AuditedSession, OrtOptions
@@ -110,7 +110,7 @@ class OnnxPath(SplitPath):
         if self.onnx_dir is None:
             with self.timer.stage("export"):
                 self.onnx_dir = build_onnx_vision(self.context, ExportSettings(self.precision))
-        verify_manifest(self.onnx_dir, ONNX_KIND)
+        check_source(verify_manifest(self.onnx_dir, ONNX_KIND), self.context, self.onnx_dir)
         return self.onnx_dir / MODEL_NAME
 
     def feeds(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> dict[str, np.ndarray]:

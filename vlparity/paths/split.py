@@ -21,7 +21,7 @@ from vlparity.export.split import SPLIT_KIND, WEIGHTS_NAME, write_split
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample, preprocess
 from vlparity.manifest import library_versions, verify_manifest
-from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs
+from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs, check_source
 from vlparity.paths.language import greedy_generate, language_inputs_with, teacher_forced_logits, to_device
 from vlparity.paths.original import load_original
 
@@ -153,7 +153,9 @@ class SplitPath(PathRunner):
                 model, processor = load_original(self.context)
                 write_split(model, processor, self.context.adapter, self.context.source, self.artefact_dir)
                 del model
-        return verify_manifest(self.artefact_dir, SPLIT_KIND)
+        manifest = verify_manifest(self.artefact_dir, SPLIT_KIND)
+        check_source(manifest, self.context, self.artefact_dir)
+        return manifest
 
     def _load_language(self) -> None:
         """Load the language model this path generates with (here: the split's safetensors LM, vision-free)."""
