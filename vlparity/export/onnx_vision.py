@@ -11,6 +11,7 @@ Inputs: ``pixel_values`` plus the family adapter's index inputs (``export_inputs
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -53,8 +54,18 @@ class ExportSettings:
             "onnx": onnx.__version__,
             "onnxscript": onnxscript.__version__,
             "onnxruntime": onnxruntime.__version__,
+            "graph_code": graph_code_digest(),
             **library_versions(),
         }
+
+
+def graph_code_digest() -> str:
+    """sha256 of the code that shapes the exported graph: an edit to it must not reuse a stale cached export."""
+    from vlparity import adapters
+    from vlparity.export import vision_graph
+
+    sources = [Path(vision_graph.__file__), Path(__file__), *sorted(Path(adapters.__file__).parent.glob("*.py"))]
+    return hashlib.sha256(b"".join(source.read_bytes() for source in sources)).hexdigest()
 
 
 def _dynamic_shapes(input_names: list[str]) -> dict[str, dict[int, Any]]:

@@ -91,10 +91,20 @@ class SegmentAttention(nn.Module):
             return states[gather].transpose(1, 2)
 
         output = F.scaled_dot_product_attention(
-            segments(query), segments(key), segments(value), attn_mask=valid[:, None, None, :], scale=self.scaling
+            segments(query), segments(key), segments(value), attn_mask=key_bias(valid, query.dtype), scale=self.scaling
         )
         output = output.transpose(1, 2).reshape(-1, hidden_states.shape[-1])[scatter]
         return self.proj(output)
+
+
+def key_bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[S, 1, 1, L]`` additive mask: 0 for real keys, -inf for padding.
+
+    A float mask exports as one Add on the scores; a boolean one exports as Where plus an IsNaN/Where clean-up of
+    fully-masked rows over the whole ``[S, H, L, L]`` score tensor (measured 4.6 % of the real-size tower's time in
+    ONNX Runtime). No row is fully masked here: padded queries still see their segment's real keys.
+    """
+    return torch.zeros_like(valid, dtype=dtype).masked_fill(~valid, float("-inf"))[:, None, None, :]
 
 
 def run_block(block: nn.Module, attention: SegmentAttention, hidden: torch.Tensor, position_embeddings, layout):
