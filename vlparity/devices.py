@@ -48,10 +48,16 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def check_device_map(name: str | None) -> str | None:
-    """``--device-map``: None (the whole model on ``--device``) or one of accelerate's placement strategies."""
+def check_device_map(name: str | None, device: torch.device | None = None) -> str | None:
+    """``--device-map``: None (the whole model on ``--device``) or one of accelerate's placement strategies, which put
+    the first layers on the first GPU where there is one: ``device`` (where inputs go) must then be CUDA."""
     if name in (None, "", "none"):
         return None
     if name not in DEVICE_MAP_CHOICES:
         raise UsageError(f"--device-map {name!r} is not one of none, {', '.join(DEVICE_MAP_CHOICES)}.")
+    if device is not None and device.type == "cpu" and torch.cuda.is_available():
+        raise UsageError(
+            f"--device-map {name} places the language model on the GPUs, but --device is cpu. Use --device cuda (or "
+            "auto) with it, or drop --device-map to run on the CPU."
+        )
     return name

@@ -71,17 +71,16 @@ def settings_from_config(config: pytest.Config) -> RunSettings:
             provider_options=parse_provider_options([i for i in str(_option(config, "ep-option")).split(",") if i]),
             allow_fallback=_flag(config, "allow-ep-fallback"),
         ),
-        device_map=_option(config, "device-map"),
+        device_map=check_device_map(str(_option(config, "device-map"))),
         trust_remote_code=_flag(config, "trust-remote-code"),
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Reject impossible options before collection: asking for CUDA without one is an error, not a skip."""
-    settings = settings_from_config(config)
     try:
+        settings = settings_from_config(config)
         resolve_device(settings.device)
-        check_device_map(settings.device_map)
         parse_path_names(settings.paths)
         requested_provider(settings.ort)
     except VlparityError as exc:

@@ -130,7 +130,7 @@ class ParitySession:
             dtype=resolve_dtype(self.settings.dtype, device),
             cache_dir=Path(self.settings.cache_dir),
             ort=self.settings.ort,
-            device_map=check_device_map(self.settings.device_map),
+            device_map=check_device_map(self.settings.device_map, device),
             trust_remote_code=self.settings.trust_remote_code,
         )
         self.context.adapter  # noqa: B018 - fail fast on an unsupported architecture

@@ -130,9 +130,11 @@ def load_awq(
     from transformers import AutoModelForImageTextToText
 
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(os.cpu_count() or 1))
+    # Without CUDA the whole LM stays on the CPU: gptqmodel picks a GPU (Triton) kernel for any accelerate strategy.
+    placement = device_map if device_map and torch.cuda.is_available() else str(device)
     try:
         model = AutoModelForImageTextToText.from_pretrained(
-            directory, dtype=dtype, device_map=device_map or str(device), use_safetensors=True,
+            directory, dtype=dtype, device_map=placement, use_safetensors=True,
             trust_remote_code=trust_remote_code,
         ).eval()  # fmt: skip
     except (RuntimeError, ValueError, OSError) as exc:
