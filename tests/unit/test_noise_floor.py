@@ -1,0 +1,85 @@
+"""The noise-floor report's arithmetic: worst values over samples and the margin each tolerance keeps above them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from vlparity.noise_floor import Outputs, format_margin, format_row, margin, margins, worst_of
+from vlparity.paths import Generation
+
+LIMITS = {"max_abs_err": 1e-4, "min_cosine": 0.999, "rel_l2": 1e-5, "kl_max": 1e-9, "same_top1": 0.9, "kernel": 0.02}
+
+
+def outputs(embedding: np.ndarray, logits: np.ndarray) -> Outputs:
+    tokens = logits.argmax(-1)
+    return Outputs([embedding], Generation(tokens=tokens, logits=logits), logits)
+
+
+def test_margin_is_limit_over_floor() -> None:
+    assert margin("max_abs_err", 1e-5, 1e-4) == pytest.approx(10)
+
+
+def test_margin_of_a_metric_where_one_is_perfect_counts_the_distance_from_one() -> None:
+    assert margin("min_cosine", 0.9999, 0.999) == pytest.approx(10)
+    assert margin("same_top1", 0.95, 0.9) == pytest.approx(2)
+
+
+def test_noise_above_the_limit_has_a_margin_below_one() -> None:
+    assert margin("kl_max", 2e-9, 1e-9) == pytest.approx(0.5)
+
+
+def test_zero_noise_under_a_non_zero_limit_has_infinite_margin() -> None:
+    assert margin("rel_l2", 0.0, 1e-5) == math.inf
+
+
+def test_zero_noise_under_a_zero_limit_reads_exact() -> None:
+    assert format_margin(margin("max_abs_err", 0.0, 0.0)) == "exact"
+    assert format_margin(margin("min_cosine", 1.0, 1.0)) == "exact"
+
+
+def test_no_limit_has_infinite_margin() -> None:
+    assert margin("max_abs_err", 0.03, math.inf) == math.inf
+
+
+def test_nan_noise_has_no_margin() -> None:
+    assert margin("max_abs_err", math.nan, 1e-4) == 0.0
+
+
+def test_margins_cover_every_limit() -> None:
+    worst = {"max_abs_err": 2e-5, "min_cosine": 1.0, "rel_l2": 0.0, "kl_max": 1e-12, "same_top1": 1.0, "kernel": 0.0}
+    expected = {"max_abs_err": 5, "kl_max": 1000, "min_cosine": math.inf, "rel_l2": math.inf, "same_top1": math.inf}
+    assert margins(worst, LIMITS) == pytest.approx({**expected, "kernel": math.inf})
+
+
+def test_worst_of_takes_the_worst_sample_and_counts_exact_token_samples() -> None:
+    logits = np.array([[0.0, 1.0, 0.5], [2.0, 0.0, 0.1]])
+    embedding = np.ones((2, 4))
+    near, far = embedding + 1e-6, embedding + 1e-3
+    rolled = logits[:, [1, 2, 0]]  # every argmax moves
+    pairs = [
+        (outputs(embedding, logits), outputs(near, logits)),
+        (outputs(embedding, logits), outputs(far, rolled)),
+    ]
+    worst = worst_of(pairs)
+    assert worst["max_abs_err"] == pytest.approx(1e-3)
+    assert worst["same_top1"] == 0.0
+    assert worst["exact_token_samples"] == 0.5
+
+
+def test_a_nan_in_one_sample_makes_the_worst_value_non_finite_and_the_margin_zero() -> None:
+    logits = np.array([[0.0, 1.0, 0.5]])
+    fine, broken = outputs(np.ones((2, 4)), logits), outputs(np.full((2, 4), np.nan), logits)
+    worst = worst_of([(fine, fine), (fine, broken)])
+    assert math.isnan(worst["rel_l2"]) and worst["max_abs_err"] == math.inf
+    assert margins(worst, LIMITS)["rel_l2"] == margins(worst, LIMITS)["max_abs_err"] == 0.0
+
+
+def test_a_row_prints_value_limit_and_margin() -> None:
+    worst = {"max_abs_err": 1e-5, "min_cosine": 1.0, "rel_l2": 0.0, "kl_max": 0.0, "same_top1": 1.0, "kernel": 0.0}
+    row = format_row("onnx vs original", {**worst, "exact_token_samples": 1.0}, LIMITS)
+    assert "max_abs_err 1e-05 (limit 0.0001, margin 10×)" in row
+    assert "kernel 0 (limit 0.02, margin ∞)" in row
+    assert row.endswith("exact tokens 100%")
