@@ -105,9 +105,24 @@ def parity_session(request: pytest.FixtureRequest) -> ParitySession:
     return config.stash[SESSION_KEY]
 
 
+def _xdist_workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers run the tests (0 without xdist, or in a worker itself)."""
+    if hasattr(config, "workerinput"):
+        return 0
+    return int(getattr(config.option, "numprocesses", 0) or 0)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: its share alone would be a misleading (and clobbered) report
+        return
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
+        if _xdist_workers(config):
+            terminalreporter.section("vlparity parity summary")
+            terminalreporter.write_line(
+                "under pytest-xdist every worker judges its own share of the checks and the parity table and "
+                "--parity-report are not assembled; the pass/fail of each test stands. Run with -n 0 for the report."
+            )
         return
     from vlparity.report.table import render_table
 
