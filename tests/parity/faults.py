@@ -449,7 +449,7 @@ DIAGNOSES = (
     "layer by layer",
     "drifted",
     "largest hidden",
-    "problem)",
+    "onnx.reference",
     "LM head",
     "LM input",
 )
