@@ -6,6 +6,7 @@ Shared by the CLI and the pytest plugin, so both report the same numbers the sam
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def _describe_layers(layers: LayerDivergence, quantized: bool, baseline: str = "
             "path's image embeddings"
         )
     error = layers.rel_l2[state]
-    size = "non-finite values" if error != error else f"rel L2 {error:.3g}"
+    size = "non-finite values" if math.isnan(error) else f"rel L2 {error:.3g}"
     if state == 0:
         return f"the LM input embeddings already differ ({size}): embed_tokens"
     if state == last:
