@@ -6,14 +6,19 @@ Thin on purpose: all running and judging happens in ``vlparity.session``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vlparity.devices import DEVICE_MAP_CHOICES, DTYPE_CHOICES, check_device_map, resolve_device
 from vlparity.errors import VlparityError
 from vlparity.paths import REFERENCE_PATH, parse_path_names
+from vlparity.report.json_report import report_from_dict, report_to_dict
+from vlparity.report.merge import ReportShare, merge_reports
+from vlparity.report.model import ParityReport
 from vlparity.runtime.ort import OrtOptions, parse_provider_options, requested_provider
 from vlparity.session import DEFAULT_CACHE_DIR, ParitySession, RunSettings
 
@@ -105,29 +110,46 @@ def parity_session(request: pytest.FixtureRequest) -> ParitySession:
     return config.stash[SESSION_KEY]
 
 
-def _xdist_workers(config: pytest.Config) -> int:
-    """How many pytest-xdist workers run the tests (0 without xdist, or in a worker itself)."""
-    if hasattr(config, "workerinput"):
-        return 0
-    return int(getattr(config.option, "numprocesses", 0) or 0)
+WORKER_SHARES_KEY = pytest.StashKey[list]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker: hand this worker's share of the report to the controller."""
+    config = session.config
+    parity = config.stash.get(SESSION_KEY, None)
+    if hasattr(config, "workeroutput") and parity is not None:
+        share = {"report": report_to_dict(parity.report()), "durations": parity.stage_durations()}
+        config.workeroutput["vlparity"] = json.dumps(share)  # NaN/Inf survive Python's own JSON round trip
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """In the pytest-xdist controller: collect each worker's share."""
+    share = getattr(node, "workeroutput", {}).get("vlparity")
+    if share:
+        node.config.stash.setdefault(WORKER_SHARES_KEY, []).append(json.loads(share))
+
+
+def _run_report(config: pytest.Config) -> ParityReport | None:
+    """This process's report, or under pytest-xdist the workers' shares merged into one."""
+    parity = config.stash.get(SESSION_KEY, None)
+    if parity is not None:
+        return parity.report()
+    shares = config.stash.get(WORKER_SHARES_KEY, [])
+    if not shares:
+        return None
+    return merge_reports([ReportShare(report_from_dict(s["report"]), s["durations"]) for s in shares])
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):  # an xdist worker: its share alone would be a misleading (and clobbered) report
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller reports the merged shares
         return
-    session = config.stash.get(SESSION_KEY, None)
-    if session is None:
-        if _xdist_workers(config):
-            terminalreporter.section("vlparity parity summary")
-            terminalreporter.write_line(
-                "under pytest-xdist every worker judges its own share of the checks and the parity table and "
-                "--parity-report are not assembled; the pass/fail of each test stands. Run with -n 0 for the report."
-            )
+    report = _run_report(config)
+    if report is None:
         return
     from vlparity.report.table import render_table
 
     terminalreporter.section("vlparity parity summary")
-    report = session.report()
     if any(path.checks for path in report.candidates):
         terminalreporter.write_line(render_table(report))
     else:

@@ -354,6 +354,13 @@ class ParitySession:
             self.check_tokens(name, sample)
         return self.report()
 
+    def stage_durations(self) -> dict[str, dict[str, list[float]]]:
+        """Seconds of every timed stage call, per path (what ``report``'s timing summaries are computed from)."""
+        return {
+            name: {stage: [record.seconds for record in records] for stage, records in runner.timer.records.items()}
+            for name, runner in self._runners.items()
+        }
+
     def report(self) -> ParityReport:
         source = self.context.source
         report = ParityReport(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vlparity.report.files import atomic_write_text
-from vlparity.report.model import SCHEMA_VERSION, ParityReport
+from vlparity.report.model import SCHEMA_VERSION, CheckResult, ParityReport, PathReport
 
 
 def report_to_dict(report: ParityReport) -> dict[str, Any]:
@@ -71,3 +71,39 @@ def render_json(report: ParityReport) -> str:
 
 def write_json_report(report: ParityReport, path: Path) -> Path:
     return atomic_write_text(path, render_json(report))
+
+
+def report_from_dict(data: dict[str, Any]) -> ParityReport:
+    """Inverse of ``report_to_dict`` (summaries are recomputed from the checks, not read back)."""
+    report = ParityReport(
+        model=data["model"],
+        model_type=data["model_type"],
+        device=data["device"],
+        dtype=data["dtype"],
+        reference=data["reference"],
+        versions=data["versions"],
+    )
+    for name, path in data["paths"].items():
+        report.paths[name] = PathReport(
+            name=name,
+            description=path["description"],
+            checks=[
+                CheckResult(
+                    path=name,
+                    check=check["check"],
+                    sample_id=check["sample"],
+                    image_index=check["image_index"],
+                    passed=check["passed"],
+                    reasons=tuple(check["reasons"]),
+                    metrics=check["metrics"],
+                    series=check["series"],
+                )
+                for check in path["checks"]
+            ],
+            timings=path["timings"],
+            artefact_bytes=path["artefact_bytes"],
+            tolerance_version=path["tolerance_version"],
+            details=path["details"],
+            memory=path["memory"],
+        )
+    return report
