@@ -53,10 +53,11 @@ def _area(path: Path) -> int:
 # The smallest fixture image: every fault below is caught on it, and it keeps the suite fast.
 SAMPLE = Sample((min(fixture_images(), key=_area),), fixture_prompts()[0])
 MAX_NEW_TOKENS = 4
-# The smallest corruption each family's measured KL limit catches: ×3 gives KL 0.027 on Qwen2.5-VL (limit 0.01);
-# Qwen2-VL's own quantization floor is 21× higher (limit 0.15): ×30 gives 0.21 there, ×10 hides in its floor.
+# One layer's AWQ scales corrupted, sized to each family's KL limit (measured on SAMPLE, docs/fault-injection.md):
+# ×3 → KL 0.097 on Qwen2.5-VL (limit 0.01); Qwen2-VL's quantization floor is 21× higher (limit 0.15): ×30 → 0.23.
 SCALES_FAULT = {"qwen2_5_vl": 3, "qwen2_vl": 30}
 RELATIVE_WEIGHT_FAULT = 1e-3  # "a vision block weight off by 1e-3 relative"
+ARTEFACT_DIRS = {"split": "artefact_dir", "onnx": "onnx_dir", "awq": "awq_dir"}  # where each runner keeps its files
 
 
 # --- planting helpers -------------------------------------------------------------------------------------------------
@@ -183,10 +184,8 @@ class Bench:
         return ParitySession(dataclasses.replace(self.settings, paths=paths))
 
     def artefact(self, name: str) -> Path:
-        runner = self.genuine.runner(name)
-        return {"split": lambda: runner.artefact_dir, "onnx": lambda: runner.onnx_dir, "awq": lambda: runner.awq_dir}[
-            name
-        ]()
+        """The genuine ``name`` artefact's directory (built on first use, then cached)."""
+        return getattr(self.genuine.runner(name), ARTEFACT_DIRS[name])
 
     def copy(self, name: str) -> Path:
         """A fresh copy of the genuine ``name`` artefact to plant a fault in."""
