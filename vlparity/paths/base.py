@@ -18,7 +18,7 @@ from torch import nn
 
 from vlparity.adapters import FamilyAdapter, adapter_for
 from vlparity.errors import ArtefactError
-from vlparity.inputs import Sample
+from vlparity.inputs import Sample, preprocess
 from vlparity.model_source import ModelSource
 from vlparity.runtime.ort import OrtOptions
 
@@ -116,26 +116,39 @@ class PathRunner(ABC):
     def _prepare(self) -> None: ...
 
     # Stages, each timed on its own by the benchmarks; encode_images / generate / score compose them.
-    @abstractmethod
+    processor: Any = None  # the HF processor, set by _prepare
+
     def preprocess(self, sample: Sample) -> dict[str, Any]:
         """Processor outputs for ``sample``, on the run's device."""
+        self.prepare()
+        with self.timer.stage("preprocess"):
+            return to_device(preprocess(self.processor, sample), self.context.device)
 
-    @abstractmethod
+    @torch.inference_mode()
     def vision_encode(self, inputs: dict[str, Any]) -> list[torch.Tensor]:
         """One ``[tokens, hidden]`` embedding tensor per image of ``preprocess``'s outputs."""
+        if "pixel_values" not in inputs:
+            return []
+        with self.timer.stage("vision_encode"):
+            return self._encode(inputs["pixel_values"], inputs["image_grid_thw"])
 
     @abstractmethod
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+        """This path's vision encoder on preprocessed pixels."""
+
     def language_inputs(self, sample: Sample) -> dict[str, Any]:
         """What ``language_model`` takes for ``sample``: token ids plus this path's own image embeddings."""
+        inputs = self.preprocess(sample)
+        return language_inputs_with(self.context.adapter, inputs, self.vision_encode(inputs))
 
     @property
     @abstractmethod
     def language_model(self) -> nn.Module:
         """The model that generates (its own vision tower, if any, is skipped given ``language_inputs``)."""
 
-    @abstractmethod
     def encode_images(self, sample: Sample) -> list[np.ndarray]:
         """Image embeddings as fed to the LM: one float32 ``[tokens, hidden]`` array per image."""
+        return [embedding.float().cpu().numpy() for embedding in self.vision_encode(self.preprocess(sample))]
 
     @abstractmethod
     def generate(self, sample: Sample, max_new_tokens: int) -> Generation:
@@ -151,6 +164,20 @@ class PathRunner(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"description": self.description}
+
+
+def language_inputs_with(
+    adapter: FamilyAdapter, inputs: dict[str, Any], embeddings: list[torch.Tensor]
+) -> dict[str, Any]:
+    """The processor outputs with the pixels replaced by precomputed image embeddings (the LM then skips vision)."""
+    result = {key: value for key, value in inputs.items() if key != "pixel_values"}
+    if embeddings:
+        result["mm_encoder_outputs"] = adapter.encoder_outputs(embeddings)
+    return result
+
+
+def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in inputs.items()}
 
 
 def capture_block_outputs(vision: nn.Module, run: Any) -> list[np.ndarray]:

@@ -49,18 +49,6 @@ def teacher_forced_logits(model: nn.Module, inputs: dict[str, Any], tokens: np.n
     return output.logits[0].float().cpu().numpy()
 
 
-def language_inputs_with(adapter: Any, inputs: dict[str, Any], embeddings: list[torch.Tensor]) -> dict[str, Any]:
-    """The processor outputs with the pixels replaced by precomputed image embeddings (the LM then skips vision)."""
-    result = {key: value for key, value in inputs.items() if key != "pixel_values"}
-    if embeddings:
-        result["mm_encoder_outputs"] = adapter.encoder_outputs(embeddings)
-    return result
-
-
-def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in inputs.items()}
-
-
 @torch.inference_mode()
 def prefill(model: nn.Module, inputs: dict[str, Any]) -> tuple[Any, torch.Tensor]:
     """One forward pass over the prompt: the filled KV cache and the greedy first token ``[1, 1]``."""

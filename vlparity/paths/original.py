@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from vlparity.errors import ModelWeightsError
-from vlparity.inputs import Sample, preprocess
+from vlparity.inputs import Sample
 from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs
-from vlparity.paths.language import greedy_generate, language_inputs_with, teacher_forced_logits, to_device
+from vlparity.paths.language import greedy_generate, teacher_forced_logits
 
 
 def load_source_model(context: PathContext, dtype: torch.dtype, device_map: str | None = None) -> nn.Module:
@@ -62,29 +62,12 @@ class OriginalPath(PathRunner):
     def _prepare(self) -> None:
         self.model, self.processor = load_original(self.context)
 
-    def preprocess(self, sample: Sample) -> dict[str, Any]:
-        self.prepare()
-        with self.timer.stage("preprocess"):
-            return to_device(preprocess(self.processor, sample), self.context.device)
-
-    @torch.inference_mode()
-    def vision_encode(self, inputs: dict[str, Any]) -> list[torch.Tensor]:
-        if "pixel_values" not in inputs:
-            return []
-        with self.timer.stage("vision_encode"):
-            features = self.model.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
-            return list(features.pooler_output)
-
-    def language_inputs(self, sample: Sample) -> dict[str, Any]:
-        inputs = self.preprocess(sample)
-        return language_inputs_with(self.context.adapter, inputs, self.vision_encode(inputs))
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.model.model.get_image_features(pixel_values, grid_thw).pooler_output)
 
     @property
     def language_model(self) -> nn.Module:
         return self.model
-
-    def encode_images(self, sample: Sample) -> list[np.ndarray]:
-        return [embedding.float().cpu().numpy() for embedding in self.vision_encode(self.preprocess(sample))]
 
     @torch.inference_mode()
     def vision_block_outputs(self, sample: Sample) -> list[np.ndarray]:

@@ -19,10 +19,10 @@ from vlparity.devices import dtype_name
 from vlparity.errors import ArtefactError
 from vlparity.export.split import SPLIT_KIND, WEIGHTS_NAME, write_split
 from vlparity.hashing import digest_of
-from vlparity.inputs import Sample, preprocess
+from vlparity.inputs import Sample
 from vlparity.manifest import library_versions, verify_manifest
 from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs, check_source
-from vlparity.paths.language import greedy_generate, language_inputs_with, teacher_forced_logits, to_device
+from vlparity.paths.language import greedy_generate, teacher_forced_logits
 from vlparity.paths.original import load_original
 
 
@@ -172,29 +172,9 @@ class SplitPath(PathRunner):
     def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
         return self.context.adapter.encode_images(self.vision, pixel_values, grid_thw)
 
-    def preprocess(self, sample: Sample) -> dict[str, Any]:
-        self.prepare()
-        with self.timer.stage("preprocess"):
-            return to_device(preprocess(self.processor, sample), self.context.device)
-
-    @torch.inference_mode()
-    def vision_encode(self, inputs: dict[str, Any]) -> list[torch.Tensor]:
-        if "pixel_values" not in inputs:
-            return []
-        with self.timer.stage("vision_encode"):
-            return self._encode(inputs["pixel_values"], inputs["image_grid_thw"])
-
-    def language_inputs(self, sample: Sample) -> dict[str, Any]:
-        inputs = self.preprocess(sample)
-        embeddings = self.vision_encode(inputs)
-        return language_inputs_with(self.context.adapter, inputs, embeddings)
-
     @property
     def language_model(self) -> nn.Module:
         return self.language
-
-    def encode_images(self, sample: Sample) -> list[np.ndarray]:
-        return [embedding.float().cpu().numpy() for embedding in self.vision_encode(self.preprocess(sample))]
 
     def vision_block_outputs(self, sample: Sample) -> list[np.ndarray]:
         """Every vision block's output for ``sample`` (all images), to locate where a divergence starts."""
