@@ -85,6 +85,15 @@ def edit_tensor(weights: Path, matches: Callable[[str], bool], edit: Callable[[t
     return key
 
 
+def perturb_merger_weight(split_dir: Path, delta: float) -> str:
+    """Add ``delta`` to one merger weight of a split artefact and re-sign it (so only the parity checks notice)."""
+    key = edit_tensor(
+        split_dir / "vision" / "model.safetensors", lambda k: "merger" in k and k.endswith("weight"), add_first(delta)
+    )
+    resign(split_dir)
+    return key
+
+
 def scale_onnx_weight(model_path: Path, matches: Callable[[str], bool], factor: float) -> str:
     """Scale the first 2-D initializer of an ONNX file whose name ``matches`` by ``factor``."""
     model = onnx.load(str(model_path))

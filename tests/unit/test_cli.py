@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.parity.test_planted_fault import perturb_merger_weight
+from tests.parity.faults import perturb_merger_weight
 from vlparity.cli import COMMANDS, EXIT_PARITY_FAILURE, EXIT_PASS, EXIT_USAGE, build_parser, main, path_names_from_args
 from vlparity.errors import UsageError
 from vlparity.inputs import fixture_images

@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 
-from tests.parity.test_planted_fault import perturb_merger_weight
+from tests.parity.faults import perturb_merger_weight
 from vlparity.cli import EXIT_PARITY_FAILURE, EXIT_PASS, EXIT_USAGE, main
 from vlparity.export.onnx_vision import ExportSettings
 from vlparity.inputs import fixture_images

@@ -75,9 +75,7 @@ def test_concurrent_processes_build_an_artefact_once(tmp_path: Path) -> None:
     script = tmp_path / "builder.py"
     script.write_text(CONCURRENT_BUILDER)
     target = tmp_path / "cache" / "a"
-    workers = [
-        subprocess.Popen([sys.executable, script, target], stdout=subprocess.PIPE, text=True) for _ in range(2)
-    ]
+    workers = [subprocess.Popen([sys.executable, script, target], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     builds = [int(worker.communicate(timeout=120)[0]) for worker in workers]
     assert sorted(builds) == [0, 1]
     assert set(verify_manifest(target, "unit")["files"]) == {"weights.bin"}

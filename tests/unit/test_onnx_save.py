@@ -1,4 +1,4 @@
-"""ONNX files beyond the external-data threshold keep their weights in ``<name>.data`` (protobuf caps a file at 2 GiB)."""
+"""ONNX files past the external-data threshold keep their weights in ``<name>.data`` (protobuf caps files at 2 GiB)."""
 
 from __future__ import annotations
 

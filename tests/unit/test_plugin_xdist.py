@@ -26,7 +26,8 @@ def test_split(parity_session, index):
 
 
 def _report(sample: str, seconds: float) -> ReportShare:
-    check = CheckResult("split", "tokens", sample, None, True, (), {"kl_max": math.nan, "first_divergence": None, "exact": True}, {"kl_per_step": [0.0]})
+    metrics = {"kl_max": math.nan, "first_divergence": None, "exact": True}
+    check = CheckResult("split", "tokens", sample, None, True, (), metrics, {"kl_per_step": [0.0]})
     path = PathReport(
         "split", "split path", [check], memory={"generate": {"peak_rss_bytes": 7, "cuda_peak_bytes": None}}
     )
