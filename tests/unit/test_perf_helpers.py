@@ -1,0 +1,60 @@
+"""The measurement helpers behind the benchmarks: FLOP counts, memory peaks, GEMM roofs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig
+
+from vlparity.adapters import adapter_for
+from vlparity.model_source import FIXTURES_DIR
+from vlparity.perf.flops import vision_flops
+from vlparity.perf.memory import track_memory
+from vlparity.perf.roofline import ort_gemm_peak, torch_gemm_peak
+
+
+def _meta_tower(family: str) -> torch.nn.Module:
+    config = AutoConfig.from_pretrained(FIXTURES_DIR / family).vision_config
+    with torch.device("meta"):
+        return adapter_for(family, "test").vision_class._from_config(config)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_vl"])
+def test_linear_flops_grow_linearly_with_patches(family: str) -> None:
+    tower, adapter = _meta_tower(family), adapter_for(family, "test")
+    small = vision_flops(tower, adapter, torch.tensor([[1, 16, 16]]))
+    large = vision_flops(tower, adapter, torch.tensor([[1, 32, 32]]))
+    assert large.linear == pytest.approx(4 * small.linear)
+    if family == "qwen2_vl":  # one full-attention segment per image: quadratic in its patches
+        assert large.attention == pytest.approx(16 * small.attention)
+
+
+def test_windowed_blocks_cost_less_attention_than_full_ones() -> None:
+    tower, adapter = _meta_tower("qwen2_5_vl"), adapter_for("qwen2_5_vl", "test")
+    grid = torch.tensor([[1, 64, 64]])
+    windowed = vision_flops(tower, adapter, grid)
+    all_full = tower.config.fullatt_block_indexes
+    tower.config.fullatt_block_indexes = list(range(len(tower.blocks)))
+    try:
+        full = vision_flops(tower, adapter, grid)
+    finally:
+        tower.config.fullatt_block_indexes = all_full
+    # the fixture has 2 windowed blocks of 4: half the full-attention cost, plus 64-token windows (a few %)
+    assert windowed.linear == full.linear and 0.5 * full.attention < windowed.attention < 0.52 * full.attention
+
+
+def test_a_large_allocation_shows_in_the_resident_peak() -> None:
+    with track_memory() as memory:
+        block = np.ones(64 * 1024 * 1024 // 8)  # 64 MiB, touched
+        block.sum()
+    assert memory.rss_growth >= 48 * 1024 * 1024
+    assert memory.cuda_peak is None
+
+
+@pytest.mark.parametrize(
+    "measure", [lambda: torch_gemm_peak(torch.float32, 256, 1), lambda: ort_gemm_peak("int8", 256, 1)]
+)
+def test_gemm_roofs_are_positive_and_finite(measure) -> None:
+    peak = measure()
+    assert 0 < peak.gflops < 1e6
