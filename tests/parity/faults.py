@@ -253,6 +253,12 @@ def _awq_copy(bench: Bench, context: PathContext, plant: Callable[[Path], object
     return runner
 
 
+def _merger_weight(bench: Bench, context: PathContext) -> SplitPath:
+    copy = bench.copy("split")
+    perturb_merger_weight(copy, 1e-3)
+    return SplitPath(context, artefact_dir=copy)
+
+
 def _onnx_block_weight(bench: Bench, context: PathContext) -> OnnxPath:
     copy = bench.copy("onnx")
     scale_onnx_weight(copy / MODEL_NAME, in_block(2, "mlp"), 1 + RELATIVE_WEIGHT_FAULT)
@@ -314,9 +320,7 @@ FAULTS = [
     ),
     Fault(
         "merger-weight", "split vision safetensors: one merger weight + 1e-3", "split",
-        lambda b, c: _split_copy(b, c, "vision", lambda d: edit_tensor(
-            d / "model.safetensors", lambda k: "merger" in k and k.endswith("weight"), add_first(1e-3))),
-        ("vision: ", "max |Δ|", "tokens: ", "teacher-forced KL"),
+        _merger_weight, ("vision: ", "max |Δ|", "tokens: ", "teacher-forced KL"),
         where="all vision blocks agree: the divergence starts in the merger",
     ),
     Fault(
