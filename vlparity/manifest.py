@@ -50,7 +50,8 @@ def write_artefact(final_dir: Path, kind: str, build: Callable[[Path], dict[str,
     file lock beside it and then reuse what the first one built, so each artefact is built once.
     """
     final_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(final_dir.parent / f".{final_dir.name}.lock")
+    lock_path = final_dir.parent / f".{final_dir.name}.lock"
+    lock = FileLock(lock_path)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -62,6 +63,10 @@ def write_artefact(final_dir: Path, kind: str, build: Callable[[Path], dict[str,
         return _build_and_rename(final_dir, kind, build)
     finally:
         lock.release()
+        # Leave no lock file in the user's folders. A waiter holding the unlinked file still gets it, and finds the
+        # finished artefact; a newcomer finds the artefact before it needs a lock.
+        with suppress(OSError):
+            lock_path.unlink()
 
 
 def _build_and_rename(final_dir: Path, kind: str, build: Callable[[Path], dict[str, Any]]) -> Path:
@@ -71,7 +76,12 @@ def _build_and_rename(final_dir: Path, kind: str, build: Callable[[Path], dict[s
         extra = build(tmp_dir)
         manifest = {"kind": kind, "versions": library_versions(), **extra, "files": tree_sha256(tmp_dir)}
         (tmp_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        tmp_dir.rename(final_dir)
+        try:
+            tmp_dir.rename(final_dir)
+        except OSError:  # another writer finished first (only possible once a failed build dropped the lock)
+            if not (final_dir / MANIFEST_NAME).is_file():
+                raise
+            return final_dir
     except KeyboardInterrupt as exc:
         exc.add_note(f"building {final_dir} was interrupted; its temporary directory was removed, nothing was written")
         raise
