@@ -211,8 +211,7 @@ def _heatmaps(report: ParityReport) -> str:
             label = f"{path.name} · {_where(check)}"
             plot = heatmap_svg(series["token_cosine"], series.get("grid"), series.get("image"), label)
             caption = f"{_where(check)} · min cos {fmt_cosine(check.metrics.get('min_token_cosine'))}"
-            css = "" if check.passed else ' class="failed"'
-            figures.append(f"<figure{css}>{plot}<figcaption>{escape(caption)}</figcaption></figure>")
+            figures.append(_figure(check, plot, caption))
         summary = f"{len(_vision(path))} images, min cosine {fmt_cosine(path.vision_summary()['min_cosine'])}"
         blocks.append(_path_block(path, summary, not path.passed or path.name == worst, figures, left_out))
     if not blocks:
@@ -223,6 +222,12 @@ def _heatmaps(report: ParityReport) -> str:
         "from the reference's (fixed log scale below, the same for every image and path).</p>\n"
         f"{heat_legend_svg()}\n" + "\n".join(blocks)
     )
+
+
+def _figure(check: CheckResult, plot: str, caption: str) -> str:
+    """One plot with its caption; a failed check's figure is marked for the stylesheet."""
+    css = "" if check.passed else ' class="failed"'
+    return f"<figure{css}>{plot}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
 def _timelines(report: ParityReport) -> str:
@@ -246,10 +251,7 @@ def _timelines(report: ParityReport) -> str:
                 f"{check.sample_id} · exact {fmt(metrics.get('exact'))} · KL max {fmt(metrics.get('kl_max'))} · "
                 f"same top-1 {fmt(metrics.get('same_top1_rate'))}"
             )
-            css = "" if check.passed else ' class="failed"'
-            figures.append(
-                f'<figure{css}><div class="scroll">{plot}</div><figcaption>{escape(caption)}</figcaption></figure>'
-            )
+            figures.append(_figure(check, f'<div class="scroll">{plot}</div>', caption))
         tokens = path.tokens_summary()
         summary = f"{tokens['checks']} samples, KL max {fmt(tokens['kl_max'])}, exact {fmt(tokens['exact'])}"
         blocks.append(_path_block(path, summary, not path.passed or path.name == worst, figures, left_out))
