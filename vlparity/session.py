@@ -108,7 +108,7 @@ class RunSettings:
 
 @dataclass
 class _SampleOutputs:
-    embeddings: list[np.ndarray] | None = None
+    encoded: tuple[list[np.ndarray], dict[str, Any]] | None = None  # image embeddings, the LM's inputs
     generation: Generation | None = None
     teacher_forced: np.ndarray | None = None  # on the reference's tokens
 
@@ -164,23 +164,37 @@ class ParitySession:
     def _outputs_of(self, name: str, sample: Sample) -> _SampleOutputs:
         return self._outputs.setdefault((name, sample), _SampleOutputs())
 
-    def embeddings(self, name: str, sample: Sample) -> list[np.ndarray]:
+    def _encoded(self, name: str, sample: Sample) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """One preprocess and one vision run per (path, sample): the embeddings the vision check compares and the
+        inputs the LM is fed (so ``generate``, ``score`` and the kernel check do not re-run the vision encoder)."""
         outputs = self._outputs_of(name, sample)
-        if outputs.embeddings is None:
-            outputs.embeddings = self.runner(name).encode_images(sample)
-        return outputs.embeddings
+        if outputs.encoded is None:
+            runner = self.runner(name)
+            inputs = runner.preprocess(sample)
+            embeddings = runner.vision_encode(inputs)
+            arrays = [embedding.float().cpu().numpy() for embedding in embeddings]
+            outputs.encoded = arrays, runner.model_inputs_with(inputs, embeddings)
+        return outputs.encoded
+
+    def embeddings(self, name: str, sample: Sample) -> list[np.ndarray]:
+        return self._encoded(name, sample)[0]
+
+    def model_inputs(self, name: str, sample: Sample) -> dict[str, Any]:
+        return self._encoded(name, sample)[1]
 
     def generation(self, name: str, sample: Sample) -> Generation:
         outputs = self._outputs_of(name, sample)
         if outputs.generation is None:
-            outputs.generation = self.runner(name).generate(sample, self.settings.max_new_tokens)
+            inputs = self.model_inputs(name, sample)
+            outputs.generation = self.runner(name).generate(sample, self.settings.max_new_tokens, inputs)
         return outputs.generation
 
     def teacher_forced(self, name: str, sample: Sample) -> np.ndarray:
         outputs = self._outputs_of(name, sample)
         if outputs.teacher_forced is None:
             reference_tokens = self.generation(REFERENCE_PATH, sample).tokens
-            outputs.teacher_forced = self.runner(name).score(sample, reference_tokens)
+            inputs = self.model_inputs(name, sample)
+            outputs.teacher_forced = self.runner(name).score(sample, reference_tokens, inputs)
         return outputs.teacher_forced
 
     def check_vision(self, name: str, sample: Sample) -> list[CheckResult]:
@@ -294,7 +308,7 @@ class ParitySession:
         tokens), or None: checked before generating, so the check fails with this reason rather than a traceback."""
         if not sample.images:
             return None
-        grid = self.runner(name).preprocess(sample)["image_grid_thw"]
+        grid = self.model_inputs(name, sample)["image_grid_thw"]
         merge = self.context.source.config["vision_config"]["spatial_merge_size"]
         expected = (grid.prod(-1) // merge**2).tolist()
         produced = [embedding.shape[0] for embedding in self.embeddings(name, sample)]
@@ -324,7 +338,7 @@ class ParitySession:
         if not hasattr(runner, "twin_score"):
             return None
         reference_tokens = self.generation(REFERENCE_PATH, sample).tokens
-        twin = runner.twin_score(sample, reference_tokens)
+        twin = runner.twin_score(self.model_inputs(name, sample), reference_tokens)
         candidate = self.teacher_forced(name, sample)
         if twin.shape != candidate.shape or not np.isfinite(candidate).all():
             return float("nan")

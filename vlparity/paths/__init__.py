@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from vlparity.errors import UsageError
 from vlparity.paths.awq import AwqOnnxPath, AwqPath
-from vlparity.paths.base import Generation, PathContext, PathRunner
+from vlparity.paths.base import PathContext, PathRunner
+from vlparity.paths.language import Generation
 from vlparity.paths.onnx import OnnxFp16Path, OnnxInt8Path, OnnxPath
 from vlparity.paths.original import OriginalPath
 from vlparity.paths.split import SplitPath

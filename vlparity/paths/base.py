@@ -20,15 +20,8 @@ from vlparity.adapters import FamilyAdapter, adapter_for
 from vlparity.errors import ArtefactError
 from vlparity.inputs import Sample, preprocess
 from vlparity.model_source import ModelSource
+from vlparity.paths.language import Generation, greedy_generate, teacher_forced_logits
 from vlparity.runtime.ort import OrtOptions
-
-
-@dataclass(frozen=True)
-class Generation:
-    """Greedy continuation: the new tokens and, for each, the logits row that chose it."""
-
-    tokens: np.ndarray  # int64 [steps]
-    logits: np.ndarray  # float32 [steps, vocab]
 
 
 @dataclass
@@ -141,6 +134,15 @@ class PathRunner(ABC):
         inputs = self.preprocess(sample)
         return language_inputs_with(self.context.adapter, inputs, self.vision_encode(inputs))
 
+    def model_inputs(self, sample: Sample) -> dict[str, Any]:
+        """What ``generate`` and ``score`` feed ``language_model`` (callers that run both compute it once per sample,
+        so the vision encoder is not re-run for each)."""
+        return self.language_inputs(sample)
+
+    def model_inputs_with(self, inputs: dict[str, Any], embeddings: list[torch.Tensor]) -> dict[str, Any]:
+        """``model_inputs`` from ``preprocess``'s outputs and this path's ``vision_encode`` of them (already run)."""
+        return language_inputs_with(self.context.adapter, inputs, embeddings)
+
     @property
     @abstractmethod
     def language_model(self) -> nn.Module:
@@ -150,13 +152,17 @@ class PathRunner(ABC):
         """Image embeddings as fed to the LM: one float32 ``[tokens, hidden]`` array per image."""
         return [embedding.float().cpu().numpy() for embedding in self.vision_encode(self.preprocess(sample))]
 
-    @abstractmethod
-    def generate(self, sample: Sample, max_new_tokens: int) -> Generation:
-        """Greedy decoding of the sample's prompt."""
+    def generate(self, sample: Sample, max_new_tokens: int, inputs: dict[str, Any] | None = None) -> Generation:
+        """Greedy decoding of the sample's prompt (``inputs``: its ``model_inputs``, if already computed)."""
+        inputs = self.model_inputs(sample) if inputs is None else inputs
+        with self.timer.stage("generate"):
+            return greedy_generate(self.language_model, inputs, max_new_tokens)
 
-    @abstractmethod
-    def score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
+    def score(self, sample: Sample, tokens: np.ndarray, inputs: dict[str, Any] | None = None) -> np.ndarray:
         """Teacher-forced logits ``[len(tokens), vocab]``: row i predicts ``tokens[i]`` from prompt + ``tokens[:i]``."""
+        inputs = self.model_inputs(sample) if inputs is None else inputs
+        with self.timer.stage("teacher_forced"):
+            return teacher_forced_logits(self.language_model, inputs, tokens)
 
     def artefact_bytes(self) -> int | None:
         """Bytes on disk of what this path built (None when it reuses the source checkpoint)."""

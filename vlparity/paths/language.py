@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from vlparity.paths.base import Generation
+
+@dataclass(frozen=True)
+class Generation:
+    """Greedy continuation: the new tokens and, for each, the logits row that chose it."""
+
+    tokens: np.ndarray  # int64 [steps]
+    logits: np.ndarray  # float32 [steps, vocab]
 
 
 @torch.inference_mode()

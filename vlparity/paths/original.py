@@ -10,8 +10,7 @@ from torch import nn
 
 from vlparity.errors import ModelWeightsError
 from vlparity.inputs import Sample
-from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs
-from vlparity.paths.language import greedy_generate, teacher_forced_logits
+from vlparity.paths.base import PathContext, PathRunner, capture_block_outputs
 
 
 def load_source_model(context: PathContext, dtype: torch.dtype, device_map: str | None = None) -> nn.Module:
@@ -78,12 +77,9 @@ class OriginalPath(PathRunner):
             vision, lambda: self.model.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
         )
 
-    def generate(self, sample: Sample, max_new_tokens: int) -> Generation:
-        inputs = self.preprocess(sample)
-        with self.timer.stage("generate"):
-            return greedy_generate(self.model, inputs, max_new_tokens)
+    def model_inputs(self, sample: Sample) -> dict[str, Any]:
+        """The processor's outputs, pixels included: the reference runs the HF model as-is, vision inside."""
+        return self.preprocess(sample)
 
-    def score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
-        inputs = self.preprocess(sample)
-        with self.timer.stage("teacher_forced"):
-            return teacher_forced_logits(self.model, inputs, tokens)
+    def model_inputs_with(self, inputs: dict[str, Any], embeddings: list[torch.Tensor]) -> dict[str, Any]:
+        return inputs

@@ -21,8 +21,7 @@ from vlparity.export.split import SPLIT_KIND, WEIGHTS_NAME, write_split
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample
 from vlparity.manifest import library_versions, verify_manifest
-from vlparity.paths.base import Generation, PathContext, PathRunner, capture_block_outputs, check_source
-from vlparity.paths.language import greedy_generate, teacher_forced_logits
+from vlparity.paths.base import PathContext, PathRunner, capture_block_outputs, check_source
 from vlparity.paths.original import load_original
 
 
@@ -184,16 +183,6 @@ class SplitPath(PathRunner):
     @torch.inference_mode()
     def _block_outputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[np.ndarray]:
         return capture_block_outputs(self.vision, lambda: self._encode(pixel_values, grid_thw))
-
-    def generate(self, sample: Sample, max_new_tokens: int) -> Generation:
-        inputs = self.language_inputs(sample)
-        with self.timer.stage("generate"):
-            return greedy_generate(self.language, inputs, max_new_tokens)
-
-    def score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
-        inputs = self.language_inputs(sample)
-        with self.timer.stage("teacher_forced"):
-            return teacher_forced_logits(self.language, inputs, tokens)
 
     def artefact_bytes(self) -> int | None:
         return sum(path.stat().st_size for path in self.artefact_dir.rglob("*") if path.is_file())
