@@ -12,7 +12,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tests.parity.samples import FIRST_PROMPT, IMAGES
+from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.inputs import Sample
 from vlparity.quantize.awq import language_linears
 from vlparity.quantize.awq_compat import MODULES_TO_NOT_CONVERT

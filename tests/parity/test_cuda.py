@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from tests.parity.samples import FIRST_PROMPT, IMAGES
+from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.inputs import Sample
 from vlparity.session import ParitySession
 

@@ -1,26 +1,43 @@
-"""Both bundled fixture families (Qwen2.5-VL with windowed vision attention, Qwen2-VL without) pass every path."""
+"""Both bundled fixture families (Qwen2.5-VL with windowed vision attention, Qwen2-VL without) pass every path.
+
+The main gate already judges the family given by ``--model`` (the Qwen2.5-VL fixture by default) sample by sample;
+this module runs every path over the other fixture family, so one ``pytest tests/parity`` covers both.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from tests.parity.samples import FIRST_PROMPT, IMAGES
+from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.inputs import Sample
-from vlparity.model_source import FIXTURES_DIR
+from vlparity.model_source import DEFAULT_MODEL, FIXTURES_DIR
+from vlparity.pytest_plugin import settings_from_config
 from vlparity.session import ParitySession
 
 FAMILIES = ["qwen2_5_vl", "qwen2_vl"]
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
-def family_session(request: pytest.FixtureRequest, parity_session: ParitySession) -> ParitySession:
-    settings = dataclasses.replace(parity_session.settings, model=str(FIXTURES_DIR / request.param))
-    return ParitySession(settings)
+def families_besides_the_gates(config: pytest.Config) -> list[str]:
+    """Fixture families the main gate does not judge in this run (both, when ``--model`` is another checkpoint)."""
+    model = settings_from_config(config).model
+    judged = Path(model if model is not None else DEFAULT_MODEL).expanduser().resolve()
+    return [family for family in FAMILIES if (FIXTURES_DIR / family).resolve() != judged]
 
 
-def test_every_path_matches_original_on_both_families(family_session: ParitySession) -> None:
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "family" in metafunc.fixturenames:
+        metafunc.parametrize("family", families_besides_the_gates(metafunc.config), scope="module")
+
+
+@pytest.fixture(scope="module")
+def family_session(family: str, parity_session: ParitySession) -> ParitySession:
+    return ParitySession(dataclasses.replace(parity_session.settings, model=str(FIXTURES_DIR / family)))
+
+
+def test_every_path_matches_original_on_the_other_family(family_session: ParitySession) -> None:
     samples = [Sample((IMAGES[2],), FIRST_PROMPT), Sample((IMAGES[1], IMAGES[3]), FIRST_PROMPT)]
     report = family_session.run(samples)
     failures = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.parity.samples import TOKEN_SAMPLES, sample_ids
+from tests.samples import TOKEN_SAMPLES, sample_ids
 from vlparity.inputs import Sample
 from vlparity.session import ParitySession
 

@@ -10,7 +10,7 @@ import dataclasses
 import onnxruntime
 import pytest
 
-from tests.parity.samples import FIRST_PROMPT, IMAGES
+from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.inputs import Sample
 from vlparity.runtime.ort import OrtOptions
 from vlparity.session import ParitySession

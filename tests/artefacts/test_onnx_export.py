@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.parity.samples import FIRST_PROMPT, IMAGES
-from tests.parity.strategies import images
+from tests.samples import FIRST_PROMPT, IMAGES
+from tests.strategies import images
 from vlparity.export.onnx_vision import MODEL_NAME, OPSET, ExportSettings, validate
 from vlparity.inputs import Sample
 from vlparity.paths.onnx import OnnxPath, build_onnx_vision

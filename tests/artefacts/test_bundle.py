@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.parity.samples import FIRST_PROMPT, IMAGES
+from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.bundle import BUNDLE_KIND, build_bundle
 from vlparity.bundle.builder import TEMPLATES_DIR
 from vlparity.bundle.templates import vision_inference

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from tests.parity.samples import FIRST_PROMPT, IMAGES, PROMPTS
+from tests.samples import FIRST_PROMPT, IMAGES, PROMPTS
 from vlparity.inputs import Sample
 from vlparity.report.json_report import report_to_dict
 from vlparity.runtime.ort import OrtOptions

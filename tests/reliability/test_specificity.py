@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 
-from tests.parity.strategies import Case, cases
+from tests.strategies import Case, cases
 from vlparity.paths import REFERENCE_PATH
 from vlparity.session import ParitySession
 
