@@ -16,6 +16,7 @@ from vlparity.paths import PATHS, REFERENCE_PATH, PathContext, PathRunner, creat
 from vlparity.perf.real_size import build_real_size_model
 from vlparity.perf.roofline import GemmPeak, ort_gemm_peak, torch_gemm_peak
 from vlparity.pytest_plugin import settings_from_config
+from vlparity.quantize.awq import AwqSettings
 
 REAL_IMAGE_SIDES = (448, 896)
 
@@ -29,18 +30,36 @@ def awq_available() -> bool:
     return True
 
 
-# Measured: AutoAWQ's clip search (elementwise, memory-bound) spent > 30 min on layer 0 of the real-size LM slice on
-# 2 CPU cores (peak RSS 20 GB) before we stopped it; quantize the real size on a GPU and pass its directory instead.
-AWQ_REAL_SIZE_SKIP = "AWQ quantization at real size takes hours on CPU (AutoAWQ clip search); see docs/perf-notes.md"
+# Language-model variants benchmarked beside the paths (prefill, decode, generate): the AWQ LM in float32 with
+# bfloat16 activations into its int4 GEMMs, the fast gptqmodel CPU kernel (vlparity.quantize.awq).
+LM_VARIANTS = {"awq:bf16-gemm": ("awq", {"gemm_activations": torch.bfloat16})}
 
 
 def available_paths() -> list[str]:
     return [name for name in PATHS if "awq" not in name or awq_available()]
 
 
-def skip_awq_at_real_size(perf_size: str, path: str) -> None:
-    if perf_size == "real" and "awq" in path:
-        pytest.skip(AWQ_REAL_SIZE_SKIP)
+def available_lm_paths() -> list[str]:
+    """Paths plus language-model variants, for the stages that run the LM."""
+    return available_paths() + (list(LM_VARIANTS) if awq_available() else [])
+
+
+def awq_settings_for(perf_size: str) -> AwqSettings:
+    """Real size: no clip search. Measured: AutoAWQ's clip search (elementwise, memory-bound) spent > 30 min on layer 0
+    of the real-size LM slice on 2 CPU cores (20 GB RSS); the weights are random, the format and kernels the same."""
+    return AwqSettings(apply_clip=perf_size != "real")
+
+
+def prepared_runner(name: str, context: PathContext, perf_size: str) -> PathRunner:
+    """A prepared runner for a path or an ``LM_VARIANTS`` name, with the profile's AWQ settings."""
+    path, attributes = LM_VARIANTS.get(name, (name, {}))
+    runner = create_path(path, context)
+    if "awq" in path:
+        runner.awq_settings = awq_settings_for(perf_size)
+    for attribute, value in attributes.items():
+        setattr(runner, attribute, value)
+    runner.prepare()
+    return runner
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +90,8 @@ def runner_for(perf_context: PathContext, perf_size: str) -> Callable[[str], Pat
     runners: dict[str, PathRunner] = {}
 
     def get(name: str) -> PathRunner:
-        skip_awq_at_real_size(perf_size, name)
         if name not in runners:
-            runners[name] = create_path(name, perf_context)
-            runners[name].prepare()
+            runners[name] = prepared_runner(name, perf_context, perf_size)
         return runners[name]
 
     return get

@@ -17,7 +17,7 @@ from vlparity.paths.onnx import build_onnx_vision
 from vlparity.paths.original import load_original
 from vlparity.perf.memory import track_memory
 
-from .conftest import awq_available, skip_awq_at_real_size
+from .conftest import awq_available, awq_settings_for
 
 
 def _tree_bytes(directory: Path) -> int:
@@ -61,9 +61,9 @@ def test_build_onnx(benchmark, cold_context: PathContext, perf_size: str, precis
 
 @pytest.mark.skipif(not awq_available(), reason="AutoAWQ / gptqmodel not installed (pip install '.[awq]')")
 def test_build_awq(benchmark, cold_context: PathContext, perf_size: str) -> None:
-    skip_awq_at_real_size(perf_size, "awq")
     from vlparity.paths.awq import build_awq
-    from vlparity.quantize.awq import AwqSettings
 
-    directory = _build_once(benchmark, perf_size, "awq quantize", lambda: build_awq(cold_context, AwqSettings()))
+    settings = awq_settings_for(perf_size)
+    directory = _build_once(benchmark, perf_size, "awq quantize", lambda: build_awq(cold_context, settings))
+    benchmark.extra_info["apply_clip"] = settings.apply_clip
     assert (directory / "config.json").is_file()

@@ -14,14 +14,14 @@ import pytest
 import torch
 
 from vlparity.inputs import Sample
-from vlparity.paths import create_path
 from vlparity.paths.language import decode, prefill
 from vlparity.perf.flops import vision_flops
 from vlparity.perf.memory import track_memory
 
-from .conftest import available_paths
+from .conftest import available_lm_paths, available_paths, prepared_runner
 
 PATHS = available_paths()
+LM_PATHS = available_lm_paths()
 DECODE_STEPS = 16
 ROUNDS = {"tiny": 3, "real": 1}
 ONNX_ROOF = {"onnx": "ort fp32", "onnx-fp16": "ort fp32", "onnx-int8": "ort int8", "awq+onnx": "ort fp32"}
@@ -78,7 +78,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("image", [f"{side}px" for side in REAL_IMAGE_SIDES] if real else ["landscape_320x240"])
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", LM_PATHS)
 def test_prefill(benchmark, runner_for, perf_context, perf_size, perf_sample: Sample, path: str) -> None:
     runner = runner_for(path)
     inputs = runner.language_inputs(perf_sample)
@@ -91,7 +91,7 @@ def test_prefill(benchmark, runner_for, perf_context, perf_size, perf_sample: Sa
     assert token.shape == (1, 1)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", LM_PATHS)
 def test_decode(benchmark, runner_for, perf_context, perf_size, perf_sample: Sample, path: str) -> None:
     """``DECODE_STEPS`` single-token steps on a copy of one prefilled cache (the copy is made outside the timing)."""
     runner = runner_for(path)
@@ -110,7 +110,7 @@ def test_decode(benchmark, runner_for, perf_context, perf_size, perf_sample: Sam
     assert tokens.shape == (DECODE_STEPS,)
 
 
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", LM_PATHS)
 def test_generate(benchmark, runner_for, perf_context, perf_size, perf_sample: Sample, path: str) -> None:
     """End to end: preprocessing, vision, prefill and greedy decoding of up to 16 tokens (stops at end of turn)."""
     runner = runner_for(path)
@@ -130,9 +130,7 @@ def test_load(benchmark, runner_for, perf_context, perf_size, path: str) -> None
     runner_for(path)  # make sure the artefacts exist, so only loading is timed
 
     def load() -> Any:
-        runner = create_path(path, perf_context)
-        runner.prepare()
-        return runner
+        return prepared_runner(path, perf_context, perf_size)
 
     runner = _measure(benchmark, perf_context, perf_size, load, stage="load", path=path)
     benchmark.extra_info["artefact_bytes"] = runner.artefact_bytes()

@@ -17,7 +17,6 @@ from torch import nn
 
 from vlparity import progress
 from vlparity.hashing import digest_of
-from vlparity.inputs import Sample
 from vlparity.manifest import library_versions, verify_manifest, write_artefact
 from vlparity.paths.base import PathContext, check_source
 from vlparity.paths.language import teacher_forced_logits
@@ -36,7 +35,11 @@ def awq_cache_dir(context: PathContext, settings: AwqSettings) -> Path:
     key = digest_of(
         {
             "source": context.source.content_hash(),
-            "settings": {**settings.quant_config(), "calibration": digest_of(settings.calibration_file.read_text())},
+            "settings": {
+                **settings.quant_config(),
+                "calibration": digest_of(settings.calibration_file.read_text()),
+                "apply_clip": settings.apply_clip,
+            },
             "versions": {**library_versions(), "autoawq": awq.__version__},
         }
     )
@@ -73,12 +76,16 @@ class AwqLanguage:
     context: PathContext
     awq_settings = AwqSettings()
     awq_dir: Path | None = None  # set to judge an existing AWQ checkpoint instead of building one
+    # None: the whole LM runs in AWQ_DTYPE (what the tolerances were measured with). bfloat16: a float32 LM whose
+    # int4 GEMMs take bf16 activations, the fast CPU kernel (benchmarked; its kernel error is ~10x fp16's).
+    gemm_activations: torch.dtype | None = None
 
     def _load_language(self) -> None:
         self._awq_checkpoint()
         self.language = load_awq(
-            self.awq_dir, self.context.device, AWQ_DTYPE,
+            self.awq_dir, self.context.device, AWQ_DTYPE if self.gemm_activations is None else torch.float32,
             device_map=self.context.device_map, trust_remote_code=self.context.trust_remote_code,
+            gemm_activations=self.gemm_activations,
         )  # fmt: skip
 
     def _awq_checkpoint(self) -> None:
@@ -103,9 +110,9 @@ class AwqLanguage:
         materialise_buffers(twin, self.context.device)
         return twin.eval()
 
-    def twin_score(self, sample: Sample, tokens: np.ndarray) -> np.ndarray:
-        """Teacher-forced logits of the dequantized twin on the same inputs (this path's own image embeddings)."""
-        inputs = self.language_inputs(sample)
+    def twin_score(self, inputs: dict[str, Any], tokens: np.ndarray) -> np.ndarray:
+        """Teacher-forced logits of the dequantized twin on the same ``model_inputs`` (this path's own image
+        embeddings) as ``score``."""
         with self.timer.stage("twin"):
             return teacher_forced_logits(self.dequantized_twin, inputs, tokens)
 
