@@ -3,6 +3,7 @@ machine's GEMM peaks, and a closing table of speed ratios against the reference 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,15 +87,33 @@ def fixture_context(request: pytest.FixtureRequest) -> PathContext:
 
 @pytest.fixture(scope="session")
 def runner_for(perf_context: PathContext, perf_size: str) -> Callable[[str], PathRunner]:
-    """Prepared runners, built once per session (artefacts come from / go to the cache)."""
+    """Prepared runners (artefacts come from / go to the cache). Only the reference and the latest other path stay
+    loaded: at real size each holds 4–8 GB, and all eight at once ran out of 24 GiB (measured: killed). Tests are
+    ordered path by path (``pytest_collection_modifyitems``), so each path loads once."""
     runners: dict[str, PathRunner] = {}
 
     def get(name: str) -> PathRunner:
         if name not in runners:
+            for loaded in [loaded for loaded in runners if loaded != REFERENCE_PATH]:
+                del runners[loaded]
+            gc.collect()
             runners[name] = prepared_runner(name, perf_context, perf_size)
         return runners[name]
 
     return get
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the stage benchmarks path by path (stage order kept within a path), so ``runner_for`` loads each path once;
+    pytest-benchmark still groups the results by stage."""
+    order = {name: index for index, name in enumerate(available_lm_paths())}
+
+    def position(item: pytest.Item) -> int:
+        params = getattr(item, "callspec", None)
+        path = params.params.get("path") if params else None
+        return order[path] + 1 if Path(item.path).name == "test_stages.py" and path in order else 0
+
+    items.sort(key=position)
 
 
 @pytest.fixture(scope="session")
