@@ -60,6 +60,7 @@ def write_artefact(final_dir: Path, kind: str, build: Callable[[Path], dict[str,
     try:
         if (final_dir / MANIFEST_NAME).is_file():
             return final_dir
+        _remove_leftovers(final_dir)
         return _build_and_rename(final_dir, kind, build)
     finally:
         lock.release()
@@ -67,6 +68,15 @@ def write_artefact(final_dir: Path, kind: str, build: Callable[[Path], dict[str,
         # finished artefact; a newcomer finds the artefact before it needs a lock.
         with suppress(OSError):
             lock_path.unlink()
+
+
+def _remove_leftovers(final_dir: Path) -> None:
+    """Delete temporary directories of earlier builds of this artefact that were killed (SIGKILL, out of memory,
+    power loss) before their cleanup ran: real-size ones hold gigabytes. Called with the artefact's lock held, so no
+    live builder owns them."""
+    for leftover in final_dir.parent.glob(f".{final_dir.name}.tmp-*"):
+        log.info("removing %s, left by a build that was killed", leftover)
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _build_and_rename(final_dir: Path, kind: str, build: Callable[[Path], dict[str, Any]]) -> Path:

@@ -53,6 +53,16 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_killed_builds_leftovers_are_removed_by_the_next_build(tmp_path: Path) -> None:
+    leftover = tmp_path / ".a.tmp-killed"  # what a SIGKILLed builder leaves: its finally-clause never ran
+    leftover.mkdir()
+    (leftover / "half.bin").write_bytes(b"partial")
+    other = tmp_path / ".b.tmp-live"  # another artefact's build: not ours to touch
+    other.mkdir()
+    write_artefact(tmp_path / "a", "unit", _build)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".b.tmp-live", "a"]
+
+
 CONCURRENT_BUILDER = """
 import sys, time
 from pathlib import Path
