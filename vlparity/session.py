@@ -25,7 +25,7 @@ from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, tolerance_for
 from vlparity.parity.verdict import first_failing, judge_tokens, judge_vision
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
-from vlparity.paths.base import capture_decoder_states
+from vlparity.paths.base import capture_decoder_states, embedding_arrays
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 from vlparity.runtime.ort import OrtOptions
 
@@ -172,8 +172,7 @@ class ParitySession:
             runner = self.runner(name)
             inputs = runner.preprocess(sample)
             embeddings = runner.vision_encode(inputs)
-            arrays = [embedding.float().cpu().numpy() for embedding in embeddings]
-            outputs.encoded = arrays, runner.model_inputs_with(inputs, embeddings)
+            outputs.encoded = embedding_arrays(embeddings), runner.model_inputs_with(inputs, embeddings)
         return outputs.encoded
 
     def embeddings(self, name: str, sample: Sample) -> list[np.ndarray]:

@@ -150,7 +150,7 @@ class PathRunner(ABC):
 
     def encode_images(self, sample: Sample) -> list[np.ndarray]:
         """Image embeddings as fed to the LM: one float32 ``[tokens, hidden]`` array per image."""
-        return [embedding.float().cpu().numpy() for embedding in self.vision_encode(self.preprocess(sample))]
+        return embedding_arrays(self.vision_encode(self.preprocess(sample)))
 
     def generate(self, sample: Sample, max_new_tokens: int, inputs: dict[str, Any] | None = None) -> Generation:
         """Greedy decoding of the sample's prompt (``inputs``: its ``model_inputs``, if already computed)."""
@@ -180,6 +180,11 @@ def language_inputs_with(
     if embeddings:
         result["mm_encoder_outputs"] = adapter.encoder_outputs(embeddings)
     return result
+
+
+def embedding_arrays(embeddings: list[torch.Tensor]) -> list[np.ndarray]:
+    """Image embeddings as the comparators take them: float32 numpy arrays on the host."""
+    return [embedding.float().cpu().numpy() for embedding in embeddings]
 
 
 def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
