@@ -15,7 +15,7 @@ from vlparity.inputs import Sample, fixture_images, fixture_prompts
 from vlparity.model_source import resolve_model
 from vlparity.paths import PATHS, REFERENCE_PATH, PathContext, PathRunner, create_path
 from vlparity.perf.real_size import build_real_size_model
-from vlparity.perf.roofline import GemmPeak, ort_gemm_peak, torch_gemm_peak
+from vlparity.perf.roofline import RoofProbe
 from vlparity.pytest_plugin import settings_from_config
 from vlparity.quantize.awq import AwqSettings
 
@@ -136,16 +136,27 @@ def perf_sample(perf_images: dict[str, Path]) -> Sample:
     return Sample((next(iter(perf_images.values())),), fixture_prompts()[0])
 
 
+ROOF_PROBE = pytest.StashKey[RoofProbe]()
+
+
 @pytest.fixture(scope="session")
-def gemm_peaks() -> dict[str, GemmPeak]:
-    """Measured once per run, next to the benchmarks that are read against them."""
-    peaks = {"torch fp32": torch_gemm_peak(torch.float32), "ort fp32": ort_gemm_peak("fp32")}
-    peaks["ort int8"] = ort_gemm_peak("int8")
-    return peaks
+def roof_probe(request: pytest.FixtureRequest) -> RoofProbe:
+    """The run's GEMM roof probes (each vision benchmark is bracketed by two); their spread closes the run."""
+    return request.config.stash.setdefault(ROOF_PROBE, RoofProbe())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """Median of every benchmark as a multiple of the reference path's in the same group (speed-up > 1)."""
+    """Median of every benchmark as a multiple of the reference path's in the same group (speed-up > 1), and how far
+    the GEMM roof moved during the run."""
+    _speedup_summary(terminalreporter, config)
+    spread = config.stash[ROOF_PROBE].spread() if ROOF_PROBE in config.stash else {}
+    if spread:
+        terminalreporter.section("GEMM roof probes (GFLOP/s, this run)")
+        for kind, (count, low, high) in spread.items():
+            terminalreporter.write_line(f"{kind}: {count} probes, {low:.1f} – {high:.1f} (max/min {high / low:.2f})")
+
+
+def _speedup_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     session = getattr(config, "_benchmarksession", None)
     benchmarks = [bench for bench in getattr(session, "benchmarks", []) if bench.stats and bench.group]
     lines = []

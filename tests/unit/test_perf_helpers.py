@@ -11,7 +11,7 @@ from vlparity.adapters import adapter_for
 from vlparity.model_source import FIXTURES_DIR
 from vlparity.perf.flops import vision_flops
 from vlparity.perf.memory import track_memory
-from vlparity.perf.roofline import ort_gemm_peak, torch_gemm_peak
+from vlparity.perf.roofline import GemmPeak, RoofProbe, gemm_peak, ort_gemm_peak, torch_gemm_peak
 
 
 def _meta_tower(family: str) -> torch.nn.Module:
@@ -58,3 +58,35 @@ def test_a_large_allocation_shows_in_the_resident_peak() -> None:
 def test_gemm_roofs_are_positive_and_finite(measure) -> None:
     peak = measure()
     assert 0 < peak.gflops < 1e6
+
+
+def _scripted_roof(values: list[float], events: list[str]) -> RoofProbe:
+    """A probe whose measurements return ``values`` in order and log when they happen."""
+    readings = iter(values)
+
+    def measure(kind: str, size: int) -> GemmPeak:
+        events.append(f"probe {kind}")
+        return GemmPeak(kind, next(readings), size)
+
+    return RoofProbe(measure=measure)
+
+
+def test_a_bracket_probes_right_before_and_right_after_its_body() -> None:
+    events: list[str] = []
+    roof = _scripted_roof([80.0, 120.0], events)
+    with roof.bracket("ort fp32") as bracket:
+        events.append("benchmark")
+    assert events == ["probe ort fp32", "benchmark", "probe ort fp32"]
+    assert bracket.probes == [80.0, 120.0] and bracket.gflops == 120.0
+
+
+def test_the_probe_reports_how_far_the_roof_moved_during_the_run() -> None:
+    roof = _scripted_roof([100.0, 60.0, 150.0], [])
+    for _ in range(3):
+        roof.probe("torch fp32")
+    assert roof.spread() == {"torch fp32": (3, 60.0, 150.0)}
+
+
+def test_an_unknown_gemm_kind_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="ort fp64"):
+        gemm_peak("ort fp64", 64)

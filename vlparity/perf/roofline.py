@@ -3,17 +3,24 @@
 A throughput figure means little alone; next to the measured peak of the same kind of arithmetic it reads as "how
 close to the roof". fp32/bf16 peaks come from torch (oneDNN/MKL) and ONNX Runtime MatMul; the int8 peak from ONNX
 Runtime's MatMulInteger (u8 × s8 → s32), the kernel ``quantize_dynamic`` models run.
+
+On a shared VM the same GEMM measured minutes apart differs by up to 2× (measured here: ORT fp32 2048³ from 62 to
+158 GFLOP/s in one idle hour), so a roof measured once at the start of a run can sit below what a later benchmark
+achieves. ``RoofProbe`` therefore measures the roof right before and right after each benchmark it judges and keeps
+every probe, so a report can show both the bracketing roof and how much it moved during the run.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 GEMM_SIZE = 2048
+GEMM_KINDS = ("torch fp32", "ort fp32", "ort int8")
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ def _best_seconds(run, repeats: int) -> float:
     return best
 
 
-def torch_gemm_peak(dtype: torch.dtype, size: int = GEMM_SIZE, repeats: int = 3) -> GemmPeak:
+def torch_gemm_peak(dtype: torch.dtype, size: int = GEMM_SIZE, repeats: int = 5) -> GemmPeak:
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=generator).to(dtype)
     b = torch.randn(size, size, generator=generator).to(dtype)
@@ -41,7 +48,7 @@ def torch_gemm_peak(dtype: torch.dtype, size: int = GEMM_SIZE, repeats: int = 3)
     return GemmPeak(f"torch {str(dtype).removeprefix('torch.')}", 2.0 * size**3 / seconds / 1e9, size)
 
 
-def ort_gemm_peak(kind: str, size: int = GEMM_SIZE, repeats: int = 3) -> GemmPeak:
+def ort_gemm_peak(kind: str, size: int = GEMM_SIZE, repeats: int = 5) -> GemmPeak:
     """``kind`` "fp32" (MatMul) or "int8" (MatMulInteger, uint8 activations × int8 weights)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
@@ -69,3 +76,56 @@ def ort_gemm_peak(kind: str, size: int = GEMM_SIZE, repeats: int = 3) -> GemmPea
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     seconds = _best_seconds(lambda: session.run(None, {"a": a, "b": b}), repeats)
     return GemmPeak(f"ort {kind}", 2.0 * size**3 / seconds / 1e9, size)
+
+
+def gemm_peak(kind: str, size: int = GEMM_SIZE) -> GemmPeak:
+    """One of ``GEMM_KINDS``."""
+    if kind == "torch fp32":
+        return torch_gemm_peak(torch.float32, size)
+    if kind in ("ort fp32", "ort int8"):
+        return ort_gemm_peak(kind.removeprefix("ort "), size)
+    raise ValueError(f"unknown GEMM kind {kind!r}; expected one of {GEMM_KINDS}")
+
+
+@dataclass
+class RoofProbe:
+    """Every GEMM peak measured during a run, per kind, so each benchmark is read against the roof nearest in time."""
+
+    size: int = GEMM_SIZE
+    measure: Callable[[str, int], GemmPeak] = gemm_peak
+    probes: dict[str, list[float]] = field(default_factory=dict)
+
+    def probe(self, kind: str) -> float:
+        """Measure ``kind`` now; returns GFLOP/s and keeps it."""
+        gflops = self.measure(kind, self.size).gflops
+        self.probes.setdefault(kind, []).append(gflops)
+        return gflops
+
+    def bracket(self, kind: str) -> RoofBracket:
+        """A context manager that probes ``kind`` right before and right after its body."""
+        return RoofBracket(self, kind)
+
+    def spread(self) -> dict[str, tuple[int, float, float]]:
+        """Per kind: number of probes, lowest and highest GFLOP/s seen in the run."""
+        return {kind: (len(values), min(values), max(values)) for kind, values in self.probes.items()}
+
+
+@dataclass
+class RoofBracket:
+    """The probes of one kind taken around one benchmark (``probes``: before, after; GFLOP/s)."""
+
+    roof: RoofProbe
+    kind: str
+    probes: list[float] = field(default_factory=list)
+
+    def __enter__(self) -> RoofBracket:
+        self.probes.append(self.roof.probe(self.kind))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.probes.append(self.roof.probe(self.kind))
+
+    @property
+    def gflops(self) -> float:
+        """The roof this benchmark is read against: the higher probe."""
+        return max(self.probes)
