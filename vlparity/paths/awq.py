@@ -24,14 +24,13 @@ from vlparity.paths.onnx import OnnxPath
 from vlparity.paths.original import load_source_model
 from vlparity.paths.split import SplitPath, materialise_buffers
 from vlparity.quantize.awq import AwqSettings, check_quantizable, dequantized_state_dict, load_awq, quantize_to
+from vlparity.quantize.awq_compat import autoawq_version
 
 AWQ_KIND = "awq"
 AWQ_DTYPE = torch.float16  # the dtype gptqmodel's AWQ kernels run in, on CPU and CUDA
 
 
 def awq_cache_dir(context: PathContext, settings: AwqSettings) -> Path:
-    import awq
-
     key = digest_of(
         {
             "source": context.source.content_hash(),
@@ -40,7 +39,7 @@ def awq_cache_dir(context: PathContext, settings: AwqSettings) -> Path:
                 "calibration": digest_of(settings.calibration_file.read_text()),
                 "apply_clip": settings.apply_clip,
             },
-            "versions": {**library_versions(), "autoawq": awq.__version__},
+            "versions": {**library_versions(), "autoawq": autoawq_version()},
         }
     )
     return context.cache_dir / "awq" / f"g{settings.group_size}-{key[:16]}"

@@ -6,6 +6,7 @@ Each patch below says why it exists; ``tests/unit/test_awq_compat.py`` checks ea
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from torch import nn
@@ -13,6 +14,19 @@ from torch import nn
 from vlparity.errors import UsageError
 
 _patched = False
+MISSING_AUTOAWQ = (
+    "the AWQ paths need AutoAWQ and gptqmodel: pip install 'vlparity[awq]' && pip install --no-deps "
+    "autoawq==0.2.9 (make test/make demo do this)."
+)
+
+
+def autoawq_version() -> str:
+    """AutoAWQ's installed version, read from its metadata: importing AutoAWQ costs ~3 s (it pulls in much of
+    transformers), and a warm cache needs only the version for its key."""
+    try:
+        return version("autoawq")
+    except PackageNotFoundError as exc:
+        raise UsageError(MISSING_AUTOAWQ) from exc
 
 
 def _language_model(model: nn.Module) -> nn.Module:
@@ -39,10 +53,7 @@ def patch_autoawq() -> None:
     try:
         import awq  # noqa: F401
     except ImportError as exc:
-        raise UsageError(
-            "the AWQ paths need AutoAWQ and gptqmodel: pip install 'vlparity[awq]' && pip install --no-deps "
-            "autoawq==0.2.9 (make test/make demo do this)."
-        ) from exc
+        raise UsageError(MISSING_AUTOAWQ) from exc
     import awq.modules.linear.gemm as gemm
     from awq.models.qwen2_5_vl import Qwen2_5_VLAWQForCausalLM
     from awq.models.qwen2vl import Qwen2VLAWQForCausalLM
