@@ -4,7 +4,7 @@ machine's GEMM peaks, and a closing table of speed ratios against the reference 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,16 @@ def available_paths() -> list[str]:
 def available_lm_paths() -> list[str]:
     """Paths plus language-model variants, for the stages that run the LM."""
     return available_paths() + (list(LM_VARIANTS) if awq_available() else [])
+
+
+def distinct_lm_paths() -> list[str]:
+    """One path per distinct language model, plus the variants: for prefill and decode, which run only the LM. The
+    ONNX paths load split's or awq's LM with the same loader, so timing them again measured the same model twice (at
+    real size the fp16 AWQ prefill alone is minutes a round)."""
+    by_loader: dict[object, str] = {}
+    for name in available_paths():
+        by_loader.setdefault(getattr(PATHS[name], "_load_language", name), name)
+    return list(by_loader.values()) + [name for name in available_lm_paths() if name in LM_VARIANTS]
 
 
 def awq_settings_for(perf_size: str) -> AwqSettings:
@@ -85,11 +95,12 @@ def fixture_context(request: pytest.FixtureRequest) -> PathContext:
     return PathContext(resolve_model(None), torch.device("cpu"), torch.float32, settings.cache_dir)
 
 
-@pytest.fixture(scope="session")
-def runner_for(perf_context: PathContext, perf_size: str) -> Callable[[str], PathRunner]:
+@pytest.fixture(scope="module")
+def runner_for(perf_context: PathContext, perf_size: str) -> Iterator[Callable[[str], PathRunner]]:
     """Prepared runners (artefacts come from / go to the cache). Only the reference and the latest other path stay
     loaded: at real size each holds 4–8 GB, and all eight at once ran out of 24 GiB (measured: killed). Tests are
-    ordered path by path (``pytest_collection_modifyitems``), so each path loads once."""
+    ordered path by path (``pytest_collection_modifyitems``), so each path loads once; all are dropped with the
+    module, before the next module's benchmarks need the memory."""
     runners: dict[str, PathRunner] = {}
 
     def get(name: str) -> PathRunner:
@@ -100,7 +111,9 @@ def runner_for(perf_context: PathContext, perf_size: str) -> Callable[[str], Pat
             runners[name] = prepared_runner(name, perf_context, perf_size)
         return runners[name]
 
-    return get
+    yield get
+    runners.clear()
+    gc.collect()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -149,6 +162,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     """Median of every benchmark as a multiple of the reference path's in the same group (speed-up > 1), and how far
     the GEMM roof moved during the run."""
     _speedup_summary(terminalreporter, config)
+    session = getattr(config, "_benchmarksession", None)
+    for bench in getattr(session, "benchmarks", []):
+        if "cost_per_linear_flop_vs_448px" in bench.extra_info:
+            terminalreporter.section("large images (target: about 2× or less)")
+            terminalreporter.write_line(
+                f"{bench.name}: {bench.extra_info['cost_per_linear_flop_vs_448px']:.2f}× the time per linear FLOP "
+                "of 448px"
+            )
     spread = config.stash[ROOF_PROBE].spread() if ROOF_PROBE in config.stash else {}
     if spread:
         terminalreporter.section("GEMM roof probes (GFLOP/s, this run)")

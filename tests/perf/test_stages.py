@@ -7,6 +7,8 @@ bounded explicitly (pedantic): the tiny profile is a CI smoke run, the real prof
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -19,37 +21,47 @@ from vlparity.paths.language import decode, prefill
 from vlparity.perf.flops import vision_flops
 from vlparity.perf.memory import track_memory
 
-from .conftest import available_lm_paths, available_paths, prepared_runner
+from .conftest import available_lm_paths, available_paths, distinct_lm_paths, prepared_runner
 
 PATHS = available_paths()
 LM_PATHS = available_lm_paths()
+DISTINCT_LM_PATHS = distinct_lm_paths()
 DECODE_STEPS = 16
-ROUNDS = {"tiny": 3, "real": 1}
+ROUNDS = {"tiny": 3, "real": 1}  # decode's rounds (×2); the other stages size theirs with ``rounds_within``
+REAL_ROUND_BUDGET_S = 45.0  # real profile: rounds per benchmark fit in about this much time …
+REAL_MAX_ROUNDS = 5  # … up to this many (one round always runs, however long)
 ONNX_ROOF = {"onnx": "ort fp32", "onnx-fp16": "ort fp32", "onnx-int8": "ort int8", "awq+onnx": "ort fp32"}
+
+
+def rounds_within(perf_size: str, first_call_s: float) -> int:
+    """Tiny: a fixed 3 (CI smoke run). Real: as many as fit ``REAL_ROUND_BUDGET_S`` after a first call that took
+    ``first_call_s`` — a 15 s vision encode gets 3 rounds, a 3-minute fp16 AWQ generation 1."""
+    if perf_size == "tiny":
+        return ROUNDS["tiny"]
+    return max(1, min(REAL_MAX_ROUNDS, int(REAL_ROUND_BUDGET_S / first_call_s)))
 
 
 def _measure(
     benchmark,
     perf_context,
     perf_size: str,
-    run,
+    run: Callable[[], Any],
     *,
     stage: str,
     path: str,
     around_rounds: AbstractContextManager | None = None,
-    **kwargs: Any,
 ) -> Any:
-    """Benchmark ``run`` with bounded rounds (inside ``around_rounds``); record peak memory of one extra, untimed
-    call."""
+    """Benchmark ``run``: first one untimed call that records peak memory, warms caches and sizes the rounds, then
+    the timed rounds (inside ``around_rounds``)."""
     benchmark.group = f"{stage} [{perf_size}]"
     benchmark.extra_info.update({"path": path, "stage": stage, "device": str(perf_context.device)})
-    warmup_rounds = 1 if perf_size == "tiny" else 0
-    with around_rounds or nullcontext():
-        result = benchmark.pedantic(run, rounds=ROUNDS[perf_size], warmup_rounds=warmup_rounds, **kwargs)
     with track_memory(perf_context.device) as memory:
-        run(*kwargs.get("args", ()))
-    benchmark.extra_info.update(memory.as_extra_info())
-    return result
+        started = time.perf_counter()
+        run()
+        first_call_s = time.perf_counter() - started
+    benchmark.extra_info.update({**memory.as_extra_info(), "first_call_s": first_call_s})
+    with around_rounds or nullcontext():
+        return benchmark.pedantic(run, rounds=rounds_within(perf_size, first_call_s))
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -95,7 +107,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("image", [f"{side}px" for side in REAL_IMAGE_SIDES] if real else ["landscape_320x240"])
 
 
-@pytest.mark.parametrize("path", LM_PATHS)
+@pytest.mark.parametrize("path", DISTINCT_LM_PATHS)
 def test_prefill(benchmark, runner_for, perf_context, perf_size, perf_sample: Sample, path: str) -> None:
     runner = runner_for(path)
     inputs = runner.language_inputs(perf_sample)
@@ -108,7 +120,7 @@ def test_prefill(benchmark, runner_for, perf_context, perf_size, perf_sample: Sa
     assert token.shape == (1, 1)
 
 
-@pytest.mark.parametrize("path", LM_PATHS)
+@pytest.mark.parametrize("path", DISTINCT_LM_PATHS)
 def test_decode(benchmark, runner_for, perf_context, perf_size, perf_sample: Sample, path: str) -> None:
     """``DECODE_STEPS`` single-token steps on a copy of one prefilled cache (the copy is made outside the timing)."""
     runner = runner_for(path)

@@ -1,7 +1,10 @@
-"""Large images (1344×1344 → 96×96 = 9216 patches): per-segment attention vs a block-diagonal mask, in ONNX Runtime.
+"""Large images (1344×1344 → 96×96 = 9216 patches) in ONNX Runtime.
 
-The mask variant attends over all N patches in every block (O(N²) memory and time in windowed blocks too); the
-segment layout keeps windowed blocks at O(N·64). Both are exact; the benchmark shows what the layout saves.
+- Per-segment attention vs a block-diagonal mask on the fixture: the mask variant attends over all N patches in every
+  block (O(N²) memory and time in windowed blocks too); the segment layout keeps windowed blocks at O(N·64). Both are
+  exact; the benchmark shows what the layout saves.
+- Time per linear-layer FLOP at 1344² against 448² for the ``--perf-size`` model (the perf target: a large image costs
+  no more than about 2× its linear FLOPs). Read at real size: the tiny fixture's attention dominates by construction.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import torch
 
 from vlparity.export.onnx_vision import MODEL_NAME, ExportSettings
 from vlparity.paths.onnx import build_onnx_vision
+from vlparity.perf.flops import vision_flops
+from vlparity.perf.memory import track_memory
 from vlparity.runtime.ort import AuditedSession, OrtOptions
 
 GRIDS = {"448px": (32, 32), "1344px": (96, 96)}
+SECONDS_PER_LINEAR_TFLOP: dict[str, float] = {}  # by size, filled in parametrization order (448px first)
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +50,42 @@ def test_vision_encode_large_image(benchmark, sessions, fixture_context, attenti
     rounds = 1 if size == "1344px" else 3  # bounded: the 1344px mask variant takes ~10 s a round on 2 cores
     (embeds,) = benchmark.pedantic(lambda: session.run(feeds, ["image_embeds"]), rounds=rounds, warmup_rounds=1)
     assert np.isfinite(embeds).all() and embeds.shape[0] == feeds["pixel_values"].shape[0] // 4
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32_session(perf_context) -> AuditedSession:
+    return AuditedSession(build_onnx_vision(perf_context, ExportSettings("fp32")) / MODEL_NAME, OrtOptions())
+
+
+@pytest.mark.parametrize("size", list(GRIDS))
+def test_time_per_linear_flop_at_large_images(
+    benchmark, onnx_fp32_session, perf_context, perf_size: str, size: str
+) -> None:
+    """Seconds per linear-layer TFLOP; at 1344² also as a multiple of 448²'s (``cost_per_linear_flop_vs_448px``)."""
+    feeds = _feeds(perf_context, GRIDS[size])
+    tower = perf_context.adapter.vision_tower(perf_context.skeleton())
+    flops = vision_flops(tower, perf_context.adapter, torch.tensor([[1, *GRIDS[size]]]))
+    benchmark.group = f"onnx vision time per linear FLOP [{perf_size}]"
+
+    def run() -> list[np.ndarray]:
+        return onnx_fp32_session.run(feeds, ["image_embeds"])
+
+    # bounded: at real size 1344² is ~2 min a round on 2 cores; its first round is not discarded (arena growth is
+    # counted against the large image, not for it)
+    large_real = perf_size == "real" and size == "1344px"
+    (embeds,) = benchmark.pedantic(run, rounds=1 if perf_size == "real" else 3, warmup_rounds=0 if large_real else 1)
+    with track_memory() as memory:
+        run()
+    SECONDS_PER_LINEAR_TFLOP[size] = benchmark.stats.stats.median / (flops.linear / 1e12)
+    benchmark.extra_info.update({
+        "patches": int(feeds["pixel_values"].shape[0]),
+        "linear_gflop": flops.linear / 1e9,
+        "attention_overhead": flops.attention_overhead,
+        "seconds_per_linear_tflop": SECONDS_PER_LINEAR_TFLOP[size],
+        **memory.as_extra_info(),
+    })  # fmt: skip
+    if size != "448px" and "448px" in SECONDS_PER_LINEAR_TFLOP:
+        benchmark.extra_info["cost_per_linear_flop_vs_448px"] = (
+            SECONDS_PER_LINEAR_TFLOP[size] / SECONDS_PER_LINEAR_TFLOP["448px"]
+        )
+    assert np.isfinite(embeds).all()
