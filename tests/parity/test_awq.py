@@ -92,3 +92,8 @@ def test_bf16_gemm_activations_reach_the_int4_kernel_within_bf16_rounding_of_the
     assert fed_bf16 == set(names) and len(names) == len(language_linears(session.runner("original").model))
     assert next(model.parameters()).dtype == torch.float32 and np.isfinite(fast).all()
     assert np.abs(fast - runner.twin_score(inputs, tokens)).max() <= 0.2
+
+
+def test_awq_onnx_counts_both_artefacts_it_built(parity_session: ParitySession) -> None:
+    combined, awq, onnx = (parity_session.runner(name).artefact_bytes() for name in ("awq+onnx", "awq", "onnx"))
+    assert combined == awq + onnx

@@ -127,3 +127,7 @@ class AwqPath(AwqLanguage, SplitPath):
 class AwqOnnxPath(AwqLanguage, OnnxPath):
     name = "awq+onnx"
     description = "ONNX Runtime vision (fp32) + AWQ int4 LM: the edge deployment"
+
+    def artefact_bytes(self) -> int | None:
+        """Both things this path built: the AWQ checkpoint and the ONNX vision export."""
+        return AwqLanguage.artefact_bytes(self) + OnnxPath.artefact_bytes(self)
