@@ -161,9 +161,10 @@ def roof_probe(request: pytest.FixtureRequest) -> RoofProbe:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """Median of every benchmark as a multiple of the reference path's in the same group (speed-up > 1), and how far
     the GEMM roof moved during the run."""
-    _speedup_summary(terminalreporter, config)
     session = getattr(config, "_benchmarksession", None)
-    for bench in getattr(session, "benchmarks", []):
+    benchmarks = [bench for bench in getattr(session, "benchmarks", []) if bench.stats and bench.group]
+    _speedup_summary(terminalreporter, benchmarks)
+    for bench in benchmarks:
         if "cost_per_linear_flop_vs_448px" in bench.extra_info:
             terminalreporter.section("large images (target: about 2× or less)")
             terminalreporter.write_line(
@@ -177,9 +178,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             terminalreporter.write_line(f"{kind}: {count} probes, {low:.1f} – {high:.1f} (max/min {high / low:.2f})")
 
 
-def _speedup_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    session = getattr(config, "_benchmarksession", None)
-    benchmarks = [bench for bench in getattr(session, "benchmarks", []) if bench.stats and bench.group]
+def _speedup_summary(terminalreporter: pytest.TerminalReporter, benchmarks: list) -> None:
     lines = []
     for group in sorted({bench.group for bench in benchmarks}):
         members = {bench.extra_info.get("path"): bench for bench in benchmarks if bench.group == group}
