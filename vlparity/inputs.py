@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vlparity.errors import InputFileError, PromptError
 from vlparity.model_source import FIXTURES_DIR
 
+log = logging.getLogger(__name__)
 FIXTURE_IMAGES_DIR = FIXTURES_DIR / "images"
 FIXTURE_PROMPTS_FILE = FIXTURES_DIR / "prompts.json"
 MIN_IMAGE_SIDE = 2  # the Qwen processors reject (or divide by zero on) 1-pixel sides
 # The Qwen VL families' vision markers: the chat template writes them, one group per image; in a prompt's own text they
 # would be a placeholder without an image.
 VISION_MARKERS = ("<|vision_start|>", "<|image_pad|>", "<|video_pad|>", "<|vision_end|>")
+# Transparent pixels are composited onto white, as transformers' ``convert_to_rgb`` does: the RGB stored under a
+# transparent pixel is invisible to the user and must be invisible to the model too.
+TRANSPARENCY_BACKGROUND = (255, 255, 255)
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")  # 16-bit greyscale PNG/TIFF as Pillow opens it
 
 
 @dataclass(frozen=True)
@@ -47,25 +55,51 @@ class Sample:
 
 
 def load_image(path: Path) -> Image.Image:
-    """Open an image as RGB, with an error that names the file for anything unusable."""
+    """Open an image as the user sees it, in RGB, with an error that names the file for anything unusable.
+
+    Follows transformers' ``load_image``: the EXIF orientation is applied. Beyond it (where a plain ``convert("RGB")``
+    would show the model something else): transparency is composited onto ``TRANSPARENCY_BACKGROUND``, 16-bit greyscale
+    is scaled to 8 bit (not clipped to white), and of an animated image the first frame is taken, with a warning.
+    """
     if not path.is_file():
         raise InputFileError(f"--image {path}: no such file. Check the path (globs are expanded by the shell).")
     if path.stat().st_size == 0:
         raise InputFileError(f"--image {path}: the file is empty (0 bytes). Re-export or re-download the image.")
     try:
         with Image.open(path) as image:
+            frames = getattr(image, "n_frames", 1)
             image.load()
-            rgb = image.convert("RGB")
+            rgb = _as_rgb(ImageOps.exif_transpose(image))
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputFileError(
             f"--image {path}: not a readable image ({exc}). Use a PNG, JPEG or another format Pillow can open."
         ) from exc
+    if frames > 1:
+        _warn_once(f"--image {path}: animated ({frames} frames); only its first frame is judged.")
     if min(rgb.size) < MIN_IMAGE_SIDE:
         raise InputFileError(
             f"--image {path}: {rgb.width}x{rgb.height} px is too small for the Qwen VL processor; "
             f"both sides must be at least {MIN_IMAGE_SIDE} px."
         )
     return rgb
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB of what the image shows."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        levels = np.asarray(image, dtype=np.float64) / 257.0  # 65535 → 255
+        return Image.fromarray(np.clip(np.rint(levels), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*TRANSPARENCY_BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+@cache
+def _warn_once(message: str) -> None:
+    """Every path loads each image again: say it once per run, not once per load."""
+    log.warning(message)
 
 
 def check_prompt(prompt: str) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
-from PIL import Image
+from PIL import Image, ImageOps
 
 HERE = Path(__file__).resolve().parent
 CONFIG_NAME = "preprocess.json"
@@ -48,10 +48,15 @@ MAX_ASPECT_RATIO = 200  # the processor's limit
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """``[height, width, 3]`` uint8, transparency composited onto white as the processor does for PIL images."""
+    """``[height, width, 3]`` uint8 as vlparity's ``load_image`` reads it: EXIF orientation applied, transparency
+    composited onto white as the processor does for PIL images, 16-bit greyscale scaled to 8 bit, first frame."""
     with Image.open(path) as image:
         image.load()
-        if "A" in image.getbands() or image.info.get("transparency") is not None:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+            levels = np.clip(np.rint(np.asarray(image, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
+            rgb = Image.fromarray(levels, "L").convert("RGB")
+        elif "A" in image.getbands() or image.info.get("transparency") is not None:
             rgba = image.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             rgb = Image.alpha_composite(background, rgba).convert("RGB")
