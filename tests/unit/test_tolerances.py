@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,9 @@ def test_a_family_override_of_an_unknown_path_is_a_usage_error(tmp_path: Path) -
     bad.write_text(TOLERANCES_FILE.read_text() + "\n[families.qwen2_vl.no-such-path]\nkl_max = 1.0  # typo\n")
     with pytest.raises(UsageError, match=r"\[families.qwen2_vl\] overrides unknown path"):
         load_tolerances(bad, "qwen2_vl")
+
+
+def test_every_profile_carries_the_file_version() -> None:
+    """``version`` is what a report records as the tolerance it was judged by (``tolerance_version``)."""
+    version = tomllib.loads(TOLERANCES_FILE.read_text())["version"]
+    assert {profile.version for profile in load_tolerances().values()} == {version}

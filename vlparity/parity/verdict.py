@@ -31,12 +31,20 @@ def judge_vision(comparison: TensorComparison, tolerance: Tolerance) -> Verdict:
         if not comparison.allclose:
             reasons.append(
                 f"{comparison.failing_elements} elements beyond atol={tolerance.vision_atol:g}/"
-                f"rtol={tolerance.vision_rtol:g}; max |Δ| {comparison.max_abs_err:.3g} at {comparison.worst_index} "
-                f"(reference {comparison.worst_reference:.6g}, candidate {comparison.worst_candidate:.6g}); "
-                f"atol {comparison.min_passing_atol:.3g} would pass"
+                f"rtol={tolerance.vision_rtol:g} (vision_atol/vision_rtol); max |Δ| {comparison.max_abs_err:.3g} at "
+                f"{comparison.worst_index} (reference {comparison.worst_reference:.6g}, candidate "
+                f"{comparison.worst_candidate:.6g}); atol {comparison.min_passing_atol:.3g} would pass"
             )
-        if comparison.min_token_cosine < tolerance.vision_min_cosine:
-            reasons.append(f"min per-token cosine {comparison.min_token_cosine:.6f} < {tolerance.vision_min_cosine:g}")
+        if not comparison.min_token_cosine >= tolerance.vision_min_cosine:
+            reasons.append(
+                f"min per-token cosine {comparison.min_token_cosine:.6f} < {tolerance.vision_min_cosine:g} "
+                "(vision_min_cosine)"
+            )
+        if not comparison.rel_l2 <= tolerance.vision_max_rel_l2:
+            reasons.append(
+                f"relative L2 error {comparison.rel_l2:.3g} > {tolerance.vision_max_rel_l2:g} (vision_max_rel_l2): "
+                "the embeddings' scale or direction changed"
+            )
     return Verdict(passed=not reasons, reasons=tuple(reasons))
 
 
@@ -51,7 +59,8 @@ def judge_tokens(
     if kernel_max_abs_logit is not None and not kernel_max_abs_logit <= tolerance.kernel_max_abs_logit:
         reasons.append(
             f"kernel/format error: max |Δlogit| vs the dequantized float twin {kernel_max_abs_logit:.3g} > "
-            f"{tolerance.kernel_max_abs_logit:g} (packing, loading or kernel bug, not quantization error)"
+            f"{tolerance.kernel_max_abs_logit:g} (kernel_max_abs_logit; packing, loading or kernel bug, not "
+            "quantization error)"
         )
     if not tokens.exact:
         where = (
@@ -59,20 +68,20 @@ def judge_tokens(
             f"candidate {tokens.candidate_token}"
         )
         if tolerance.tokens == "exact":
-            reasons.append(f"tokens differ ({where}; match rate {tokens.match_rate:.2f})")
+            reasons.append(f"tokens differ ({where}; match rate {tokens.match_rate:.2f}; tokens = exact)")
         elif not (tokens.reference_in_candidate_topk and tokens.candidate_in_reference_topk):
-            reasons.append(f"{where}; not within each other's top-{tokens.top_k}")
+            reasons.append(f"{where}; not within each other's top-{tokens.top_k} (tokens = topk, top_k)")
     stage = "quantization error: " if kernel_max_abs_logit is not None else ""
     if not teacher_forced.finite:
         reasons.append(f"{stage}teacher-forced logits contain NaN/Inf or have another shape")
     else:
-        scope = f" (settled steps, reference p ≥ {tolerance.settled_p:g})" if tolerance.settled_p else ""
-        if teacher_forced.settled_kl_max > tolerance.kl_max:
+        scope = f", settled steps: reference p ≥ {tolerance.settled_p:g}" if tolerance.settled_p else ""
+        if not teacher_forced.settled_kl_max <= tolerance.kl_max:
             kl = teacher_forced.settled_kl_max
-            reasons.append(f"{stage}teacher-forced KL max {kl:.3g} > {tolerance.kl_max:g}{scope}")
-        if teacher_forced.settled_same_top1_rate < tolerance.same_top1_min:
+            reasons.append(f"{stage}teacher-forced KL max {kl:.3g} > {tolerance.kl_max:g} (kl_max{scope})")
+        if not teacher_forced.settled_same_top1_rate >= tolerance.same_top1_min:
             rate = teacher_forced.settled_same_top1_rate
-            reasons.append(f"{stage}same-top-1 rate {rate:.3f} < {tolerance.same_top1_min:g}{scope}")
+            reasons.append(f"{stage}same-top-1 rate {rate:.3f} < {tolerance.same_top1_min:g} (same_top1_min{scope})")
     return Verdict(passed=not reasons, reasons=tuple(reasons))
 
 
