@@ -63,9 +63,12 @@ def _worse(current: float, value: float, higher_is_worse: bool) -> float:
     return max(current, value) if higher_is_worse else min(current, value)
 
 
-def worst_of(pairs: Iterable[tuple[Outputs, Outputs]]) -> dict[str, float]:
-    """Worst value of every metric over (reference, candidate) output pairs: what a tolerance must clear."""
+def worst_of(pairs: Iterable[tuple[Outputs, Outputs]], settled_p: float = 0.0) -> dict[str, float]:
+    """Worst value of every metric over (reference, candidate) output pairs: what a tolerance must clear (over every
+    step, the ambiguous ones included); also how many teacher-forced steps a ``settled_p`` allowance leaves ungated and
+    the reference's lowest top-1 probability (how close the fixtures come to a hesitating reference)."""
     worst = {"max_abs_err": 0.0, "min_cosine": 1.0, "rel_l2": 0.0, "kl_max": 0.0, "same_top1": 1.0, "kernel": 0.0}
+    worst.update(steps=0, ambiguous_steps=0, min_reference_p=1.0)
     exact = count = 0
     for reference, candidate in pairs:
         count += 1
@@ -76,7 +79,10 @@ def worst_of(pairs: Iterable[tuple[Outputs, Outputs]]) -> dict[str, float]:
             worst["rel_l2"] = _worse(worst["rel_l2"], comparison.rel_l2, True)
         ref_gen, cand_gen = reference.generation, candidate.generation
         tokens = compare_tokens(ref_gen.tokens, cand_gen.tokens, ref_gen.logits, cand_gen.logits)
-        forced = compare_teacher_forced(reference.teacher_forced, candidate.teacher_forced, ref_gen.tokens)
+        forced = compare_teacher_forced(reference.teacher_forced, candidate.teacher_forced, ref_gen.tokens, settled_p)
+        worst["steps"] += forced.steps
+        worst["ambiguous_steps"] += forced.ambiguous_steps
+        worst["min_reference_p"] = min(worst["min_reference_p"], _min_top1_probability(reference.teacher_forced))
         worst["kl_max"] = _worse(worst["kl_max"], forced.kl_max, True)
         worst["same_top1"] = _worse(worst["same_top1"], forced.same_top1_rate, False)
         if candidate.kernel is not None:
@@ -84,6 +90,14 @@ def worst_of(pairs: Iterable[tuple[Outputs, Outputs]]) -> dict[str, float]:
         exact += tokens.exact
     worst["exact_token_samples"] = exact / count if count else 1.0
     return worst
+
+
+def _min_top1_probability(logits: np.ndarray) -> float:
+    """The reference's lowest top-1 probability over its teacher-forced steps (1 when there is no step)."""
+    if logits.size == 0:
+        return 1.0
+    shifted = np.asarray(logits, dtype=np.float64) - np.max(logits, axis=-1, keepdims=True)
+    return float((1.0 / np.exp(shifted).sum(axis=-1)).min())
 
 
 def limits_of(tolerance: Tolerance) -> dict[str, float]:
@@ -134,7 +148,11 @@ def format_row(label: str, worst: dict[str, float], limits: dict[str, float] | N
             limit = limits[metric]
             cell += f" (limit {limit:.{digits}g}, margin {format_margin(margin(metric, worst[metric], limit))})"
         cells.append(cell)
-    return f"{label}: {'  '.join(cells)}  exact tokens {worst['exact_token_samples']:.0%}"
+    steps = f"  ambiguous steps {worst['ambiguous_steps']:.0f}/{worst['steps']:.0f}" if limits is not None else ""
+    return (
+        f"{label}: {'  '.join(cells)}  min reference p {worst['min_reference_p']:.3g}{steps}  "
+        f"exact tokens {worst['exact_token_samples']:.0%}"
+    )
 
 
 def collect(session: ParitySession, name: str, samples: list[Sample]) -> list[Outputs]:
@@ -194,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         session = ParitySession(replace(settings, paths=(REFERENCE_PATH, *names)))
         reference = collect(session, REFERENCE_PATH, samples)
         for name in names:
-            worst = worst_of(zip(reference, collect(session, name, samples), strict=True))
+            settled_p = session.tolerance(name).settled_p
+            worst = worst_of(zip(reference, collect(session, name, samples), strict=True), settled_p)
             limits = limits_of(session.tolerance(name))
-            print(
-                f"{family} {format_row(f'{name} vs original', worst, limits)} (rule {session.tolerance(name).tokens})"
-            )
+            rule = f"rule {session.tolerance(name).tokens}, settled_p {settled_p:g}"
+            print(f"{family} {format_row(f'{name} vs original', worst, limits)} ({rule})")
     return 0
 
 

@@ -79,7 +79,16 @@ def test_a_nan_in_one_sample_makes_the_worst_value_non_finite_and_the_margin_zer
 
 def test_a_row_prints_value_limit_and_margin() -> None:
     worst = {"max_abs_err": 1e-5, "min_cosine": 1.0, "rel_l2": 0.0, "kl_max": 0.0, "same_top1": 1.0, "kernel": 0.0}
-    row = format_row("onnx vs original", {**worst, "exact_token_samples": 1.0}, LIMITS)
+    counts = {"exact_token_samples": 1.0, "min_reference_p": 0.5, "steps": 20, "ambiguous_steps": 1}
+    row = format_row("onnx vs original", {**worst, **counts}, LIMITS)
     assert "max_abs_err 1e-05 (limit 0.0001, margin 10×)" in row
     assert "kernel 0 (limit 0.02, margin ∞)" in row
-    assert row.endswith("exact tokens 100%")
+    assert row.endswith("min reference p 0.5  ambiguous steps 1/20  exact tokens 100%")
+
+
+def test_worst_of_counts_the_steps_a_settled_p_allowance_leaves_ungated() -> None:
+    logits = np.array([[9.0, 0.0, 0.0], [1.0, 0.9, 0.0], [0.0, 9.0, 0.0]])  # step 1: the reference hesitates
+    embedding = np.ones((2, 4))
+    worst = worst_of([(outputs(embedding, logits), outputs(embedding, logits))], settled_p=0.9)
+    assert (worst["ambiguous_steps"], worst["steps"]) == (1, 3)
+    assert worst["min_reference_p"] == pytest.approx(np.exp(1) / (np.exp(1) + np.exp(0.9) + 1))
