@@ -2,8 +2,9 @@
 
 One subcommand per mode of the original design. The judging modes (``original``, ``split``, ``run-onnx``, ``run-awq``,
 ``run``) share one option set; the building modes (``export-onnx``, ``quantize-awq``, ``bundle``) take its model part.
-Exit codes: 0 every path passed, 1 a parity check failed, 2 bad usage or input (no traceback unless --debug), 130
-interrupted (nothing partial is left: artefacts are built under a temporary name and renamed into place).
+Exit codes: 0 every path passed, 1 a parity check failed, 2 bad usage or input (no traceback unless --debug), 3 an
+internal error (a bug in vlparity: its traceback is printed), 130 interrupted (nothing partial is left: artefacts are
+built under a temporary name and renamed into place). Nothing but a judged parity failure exits 1.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vlparity import __version__, progress
 from vlparity.cli_options import BUILD_OPTIONS, EXTRA_OPTIONS, JUDGE_OPTIONS, OPTION_SETS, REPORT_SUFFIXES
-from vlparity.errors import UsageError, VlparityError
+from vlparity.errors import OutputNotWritableError, UsageError, VlparityError
 from vlparity.image_specs import samples_from_specs
 from vlparity.inputs import Sample
 from vlparity.paths import REFERENCE_PATH, parse_path_names
@@ -27,7 +29,7 @@ from vlparity.runtime.ort import OrtOptions, parse_provider_options
 from vlparity.safe_paths import check_writable_dir
 from vlparity.session import ParitySession, RunSettings
 
-EXIT_PASS, EXIT_PARITY_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASS, EXIT_PARITY_FAILURE, EXIT_USAGE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 QUANTIZED = {"split": "awq", "onnx": "awq+onnx"}  # --quantize: the same path with the AWQ int4 LM
 Handler = Callable[[argparse.Namespace], int]
 
@@ -92,24 +94,34 @@ def path_names_from_args(args: argparse.Namespace) -> list[str]:
     return judged_paths(artefacts_from_args(args), names)
 
 
-def report_targets(args: argparse.Namespace) -> list[Path]:
-    """``--report-*`` files, their suffixes checked before any work (a typo should not cost a whole run)."""
-    targets = []
+def report_targets(args: argparse.Namespace) -> dict[str, Path]:
+    """``--report-*`` option → file, suffixes and folders checked before any work (a typo should not cost a whole
+    run)."""
+    targets = {}
     for dest, suffixes in REPORT_SUFFIXES.items():
-        path = getattr(args, dest)
-        if path is not None and path.suffix.lower() not in suffixes:
-            raise UsageError(f"--{dest.replace('_', '-')} {path}: the file name must end in {' or '.join(suffixes)}.")
-        if path is not None:
-            check_writable_dir(path.parent, f"--{dest.replace('_', '-')} {path}: its folder")
-        targets.extend([path] if path is not None else [])
+        path, option = getattr(args, dest), f"--{dest.replace('_', '-')}"
+        if path is None:
+            continue
+        if path.suffix.lower() not in suffixes:
+            raise UsageError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}.")
+        check_writable_dir(path.parent, f"{option} {path}: its folder")
+        targets[option] = path
     return targets
 
 
-def write_reports(report: ParityReport, targets: list[Path]) -> None:
+def write_reports(report: ParityReport, targets: dict[str, Path]) -> None:
+    """Write each report file. One that turns out unwritable only now (disk full, a folder in its place) is an output
+    error (exit 2), never a parity failure (exit 1)."""
     from vlparity.report import write_report
 
-    for target in targets:
-        write_report(report, target)
+    for option, target in targets.items():
+        try:
+            write_report(report, target)
+        except OSError as exc:
+            raise OutputNotWritableError(
+                f"{option} {target}: could not be written ({exc.strerror or exc}). The result printed above stands; "
+                "choose a writable file path and run again."
+            ) from exc
 
 
 def _check_max_new_tokens(args: argparse.Namespace) -> None:
@@ -129,10 +141,10 @@ def command_judge(args: argparse.Namespace) -> int:
     for runner in external_runners(session.context, artefacts_from_args(args), session.path_names):
         session.use_runner(runner)
     report = session.run(samples, progress=not args.quiet)
-    write_reports(report, targets)
-    print(render_table(report).splitlines()[-1] if args.quiet else render_table(report))
+    print(render_table(report).splitlines()[-1] if args.quiet else render_table(report), flush=True)
     if args.command == "split":
-        print(f"split: {session.runner('split').artefact_dir}")
+        print(f"split: {session.runner('split').artefact_dir}", flush=True)
+    write_reports(report, targets)  # after the table: a report that cannot be written does not hide the result
     return EXIT_PASS if report.passed else EXIT_PARITY_FAILURE
 
 
@@ -149,9 +161,9 @@ def command_original(args: argparse.Namespace) -> int:
         (sample.sample_id, session.decode(session.generation(REFERENCE_PATH, sample).tokens))
         for sample in progress.bar(samples, "original")
     ]
-    write_reports(session.report(), targets)
     for sample_id, answer in answers:
-        print(f"{sample_id}: {answer!r}")
+        print(f"{sample_id}: {answer!r}", flush=True)
+    write_reports(session.report(), targets)
     return EXIT_PASS
 
 
@@ -280,7 +292,9 @@ COMMANDS = {
 
 def _epilog(lines: list[str] | tuple[str, ...]) -> str:
     return (
-        "examples:\n" + "\n".join(f"  {line}" for line in lines) + "\n\nexit codes: 0 pass, 1 parity failure, 2 usage"
+        "examples:\n"
+        + "\n".join(f"  {line}" for line in lines)
+        + "\n\nexit codes: 0 pass, 1 parity failure, 2 usage or input, 3 internal error, 130 interrupted"
     )
 
 
@@ -340,6 +354,16 @@ def main(argv: list[str] | None = None) -> int:
         where = "; ".join(getattr(exc, "__notes__", [])) or "nothing partial is left behind"
         print(f"vlparity: interrupted: {where}. Run the command again to finish.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: never exit 1, which would read as a parity failure
+        if args.debug:
+            raise
+        traceback.print_exc()
+        print(
+            f"vlparity: internal error: {type(exc).__name__}: {exc}. This is a bug in vlparity (exit "
+            f"{EXIT_INTERNAL_ERROR}, not a parity verdict); please report it with the traceback above.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":
