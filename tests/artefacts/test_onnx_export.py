@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.checkpoints import Structure, build_checkpoint
 from tests.samples import FIRST_PROMPT, IMAGES
 from tests.strategies import images
 from vlparity.export.onnx_vision import MODEL_NAME, OPSET, ExportSettings, validate
@@ -80,3 +81,20 @@ def test_precision_variants_are_separate_validated_artefacts(onnx_runner: OnnxPa
     assert len(set(directories.values())) == 3
     sizes = {p: (d / MODEL_NAME).stat().st_size for p, d in directories.items()}
     assert sizes["fp16"] < sizes["fp32"] and sizes["int8"] < sizes["fp32"]
+
+
+ARCHITECTURES = [  # merge sizes, window sizes and full-attention layouts other than the fixtures' (merge 2, window 112)
+    Structure("qwen2_5_vl", merge_size=1, vision_depth=2, fullatt_block_indexes=(0,), window_size=56),
+    Structure("qwen2_5_vl", merge_size=3, vision_depth=2, fullatt_block_indexes=(), window_size=168),
+    Structure("qwen2_vl", merge_size=3, vision_depth=1),
+]
+
+
+@pytest.mark.parametrize("structure", ARCHITECTURES, ids=[s.label for s in ARCHITECTURES])
+def test_any_merge_size_window_and_full_attention_layout_exports_and_matches(
+    structure: Structure, parity_session: ParitySession
+) -> None:
+    model = build_checkpoint(structure, parity_session.settings.cache_dir)
+    session = ParitySession(dataclasses.replace(parity_session.settings, model=str(model), paths=("original", "onnx")))
+    results = session.check_vision("onnx", Sample((IMAGES[0], IMAGES[5]), FIRST_PROMPT))
+    assert len(results) == 2 and all(r.passed for r in results), [r.reasons for r in results]

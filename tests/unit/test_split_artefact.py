@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
+from tests.checkpoints import Structure, build_checkpoint
 from vlparity.manifest import MANIFEST_NAME
 from vlparity.model_source import resolve_model
 from vlparity.paths.base import PathContext
+from vlparity.paths.original import load_source_model
 from vlparity.paths.split import SplitPath, VisionTowerRemoved
 
 
@@ -63,3 +66,30 @@ def test_second_prepare_reuses_the_cached_artefact(split: SplitPath) -> None:
     again.prepare()
     assert again.artefact_dir == split.artefact_dir
     assert "build" not in again.timer.records
+
+
+@pytest.fixture(scope="module")
+def tied_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[SplitPath, nn.Module]:
+    """A split of a checkpoint with ``tie_word_embeddings`` (as Qwen2.5-VL-3B and Qwen2-VL-2B), and its original."""
+    cache = tmp_path_factory.mktemp("tied")
+    source = resolve_model(build_checkpoint(Structure("qwen2_5_vl", tied=True, vision_depth=1), cache))
+    runner = SplitPath(PathContext(source, torch.device("cpu"), torch.float32, cache))
+    runner.prepare()
+    return runner, load_source_model(runner.context, torch.float32)
+
+
+def test_tied_embeddings_are_saved_once_and_retied_on_load(tied_split: tuple[SplitPath, nn.Module]) -> None:
+    from safetensors import safe_open
+
+    split, _ = tied_split
+    with safe_open(split.artefact_dir / "language" / "model.safetensors", "pt") as handle:
+        assert "lm_head.weight" not in handle.keys()  # noqa: SIM118
+    assert split.language.lm_head.weight is split.language.model.language_model.embed_tokens.weight
+
+
+def test_tied_language_model_round_trips_bit_exact(tied_split: tuple[SplitPath, nn.Module]) -> None:
+    split, original = tied_split
+    reloaded = split.language.state_dict()
+    expected = {k: v for k, v in original.state_dict().items() if not k.startswith("model.visual.")}
+    assert reloaded.keys() == expected.keys()
+    assert all(torch.equal(reloaded[key], expected[key]) for key in expected)

@@ -68,12 +68,13 @@ def graph_code_digest() -> str:
     return hashlib.sha256(b"".join(source.read_bytes() for source in sources)).hexdigest()
 
 
-def _dynamic_shapes(input_names: list[str]) -> dict[str, dict[int, Any]]:
-    """Every size-dependent dimension is dynamic: patches (4·groups), segments and their lengths."""
+def _dynamic_shapes(input_names: list[str], merge_size: int) -> dict[str, dict[int, Any]]:
+    """Every size-dependent dimension is dynamic: patches (merge_size²·groups: each merged token is one group of
+    merge_size × merge_size patches), segments and their lengths."""
     from torch.export import Dim
 
     groups = Dim("groups", min=1)
-    tokens = 4 * groups
+    tokens = groups if merge_size == 1 else merge_size**2 * groups  # torch.export refuses the trivial 1·groups
     spec = {
         "pixel_values": {0: tokens},
         "position_ids": {0: tokens},
@@ -132,7 +133,7 @@ def export_fp32(
             (),
             kwargs=inputs,
             dynamo=True,
-            dynamic_shapes=_dynamic_shapes(list(inputs)),
+            dynamic_shapes=_dynamic_shapes(list(inputs), vision.config.spatial_merge_size),
             opset_version=opset,
             input_names=list(inputs),
             output_names=output_names,

@@ -25,12 +25,23 @@ SPLIT_KIND = "split"
 WEIGHTS_NAME = "model.safetensors"
 
 
+def tied_weight_targets(model: nn.Module) -> set[str]:
+    """Weights the model ties to another (``lm_head.weight`` → ``embed_tokens.weight`` when
+    ``tie_word_embeddings``), per transformers' own ``all_tied_weights_keys`` mapping (target → source)."""
+    return set(getattr(model, "all_tied_weights_keys", None) or {})
+
+
 def language_state_dict(model: nn.Module, adapter: FamilyAdapter) -> dict[str, Any]:
-    """Every tensor of the model except the vision tower's, detached and contiguous for safetensors."""
+    """Every tensor of the model except the vision tower's, detached and contiguous for safetensors.
+
+    A tied weight is saved once, under its source's name, as ``save_pretrained`` does: safetensors refuses two names
+    for one storage, and the loader re-ties the target to the source (``paths.split.load_language_model``).
+    """
+    tied = tied_weight_targets(model)
     return {
         key: tensor.detach().contiguous().cpu()
         for key, tensor in model.state_dict().items()
-        if not key.startswith(adapter.vision_prefix)
+        if not key.startswith(adapter.vision_prefix) and key not in tied
     }
 
 

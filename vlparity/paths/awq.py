@@ -18,22 +18,27 @@ from torch import nn
 from vlparity import progress
 from vlparity.hashing import digest_of
 from vlparity.manifest import library_versions, verify_manifest, write_artefact
+from vlparity.parity.weights import LAYERS, LinearError, linear_weight_errors
 from vlparity.paths.base import PathContext, check_source
 from vlparity.paths.language import teacher_forced_logits
 from vlparity.paths.onnx import OnnxPath
 from vlparity.paths.original import load_source_model
-from vlparity.paths.split import SplitPath, materialise_buffers
+from vlparity.paths.split import SplitPath, load_tied_state_dict, materialise_buffers
 from vlparity.quantize.awq import AwqSettings, check_quantizable, dequantized_state_dict, load_awq, quantize_to
 from vlparity.quantize.awq_compat import autoawq_version
 
 AWQ_KIND = "awq"
 AWQ_DTYPE = torch.float16  # the dtype gptqmodel's AWQ kernels run in, on CPU and CUDA
+# What build_awq writes, versioned: part of the cache key, so bumping it rebuilds every cached checkpoint instead of
+# reusing one written by older code. 2: the source's generation_config.json (layout 1 had AutoAWQ's do_sample=true).
+AWQ_LAYOUT = 2
 
 
 def awq_cache_dir(context: PathContext, settings: AwqSettings) -> Path:
     key = digest_of(
         {
             "source": context.source.content_hash(),
+            "layout": AWQ_LAYOUT,
             "settings": {
                 **settings.quant_config(),
                 "calibration": digest_of(settings.calibration_file.read_text()),
@@ -59,7 +64,7 @@ def build_awq(context: PathContext, settings: AwqSettings) -> Path:
         model = load_source_model(context, torch.float32)
         processor = AutoProcessor.from_pretrained(context.source.directory, trust_remote_code=context.trust_remote_code)
         with progress.stage(f"AWQ: calibrating and quantizing the language model (group size {settings.group_size})"):
-            quantize_to(model, processor, context.source.model_type, settings, tmp)
+            quantize_to(model, processor, context.source.model_type, settings, tmp, context.source.directory)
         return {
             "source_model": context.source.reference,
             "source_sha256": context.source.content_hash(),
@@ -67,6 +72,12 @@ def build_awq(context: PathContext, settings: AwqSettings) -> Path:
         }
 
     return write_artefact(target, AWQ_KIND, build)
+
+
+def _layer_arrays(model: nn.Module) -> dict[str, np.ndarray]:
+    """The decoder layers' float32 weights of ``model`` as arrays (views on the CPU)."""
+    state = model.state_dict()
+    return {key: value.detach().float().cpu().numpy() for key, value in state.items() if key.startswith(LAYERS)}
 
 
 class AwqLanguage:
@@ -78,6 +89,7 @@ class AwqLanguage:
     # None: the whole LM runs in AWQ_DTYPE (what the tolerances were measured with). bfloat16: a float32 LM whose
     # int4 GEMMs take bf16 activations, the fast CPU kernel (benchmarked; its kernel error is ~10x fp16's).
     gemm_activations: torch.dtype | None = None
+    _weight_errors: list[LinearError] | None = None
 
     def _load_language(self) -> None:
         self._awq_checkpoint()
@@ -105,9 +117,19 @@ class AwqLanguage:
         with torch.device("meta"):
             twin = self.context.adapter.model_class(config)
         state = dequantized_state_dict(self.awq_dir, self.awq_settings.group_size)
-        twin.load_state_dict({k: v.to(self.context.device) for k, v in state.items()}, strict=True, assign=True)
+        load_tied_state_dict(twin, {k: v.to(self.context.device) for k, v in state.items()}, self.awq_dir)
         materialise_buffers(twin, self.context.device)
         return twin.eval()
+
+    def weight_errors(self, reference: nn.Module) -> list[LinearError]:
+        """Every decoder linear of the dequantized twin against ``reference``'s (the float source model), AWQ's scale
+        folds undone (``vlparity.parity.weights``); computed once per path."""
+        if self._weight_errors is None:
+            layers = self.context.source_config().get_text_config().num_hidden_layers
+            self._weight_errors = linear_weight_errors(
+                _layer_arrays(reference), _layer_arrays(self.dequantized_twin), layers
+            )
+        return self._weight_errors
 
     def twin_score(self, inputs: dict[str, Any], tokens: np.ndarray) -> np.ndarray:
         """Teacher-forced logits of the dequantized twin on the same ``model_inputs`` (this path's own image

@@ -32,8 +32,9 @@ from vlparity.runtime.ort import AuditedSession, OrtOptions
 
 log = logging.getLogger(__name__)
 ONNX_KIND = "onnx-vision"
-# Traced example: two images of different sizes, so every segment dimension is seen as dynamic (size > 1).
-EXAMPLE_GRID = [[1, 16, 20], [1, 12, 28]]
+# Traced example: two images of different sizes, so every segment dimension is seen as dynamic (size > 1). In merged
+# tokens (rows, columns): multiplied by the merge size, as the processor's grids always are.
+EXAMPLE_MERGED_GRID = [[1, 8, 10], [1, 6, 14]]
 
 
 def onnx_cache_dir(context: PathContext, settings: ExportSettings) -> Path:
@@ -43,7 +44,8 @@ def onnx_cache_dir(context: PathContext, settings: ExportSettings) -> Path:
 
 
 def _example_inputs(vision_config: Any) -> dict[str, torch.Tensor]:
-    grid = torch.tensor(EXAMPLE_GRID)
+    merge = vision_config.spatial_merge_size
+    grid = torch.tensor([[t, rows * merge, cols * merge] for t, rows, cols in EXAMPLE_MERGED_GRID])
     width = vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
     generator = torch.Generator().manual_seed(0)
     return {"pixel_values": torch.randn(int(grid.prod(-1).sum()), width, generator=generator), "image_grid_thw": grid}

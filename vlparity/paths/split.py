@@ -17,7 +17,7 @@ from vlparity import progress
 from vlparity.adapters import FamilyAdapter
 from vlparity.devices import dtype_name
 from vlparity.errors import ArtefactError
-from vlparity.export.split import SPLIT_KIND, WEIGHTS_NAME, write_split
+from vlparity.export.split import SPLIT_KIND, WEIGHTS_NAME, tied_weight_targets, write_split
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample
 from vlparity.manifest import library_versions, verify_manifest
@@ -62,17 +62,27 @@ def load_language_model(adapter: FamilyAdapter, language_dir: Path, context: Pat
     adapter.detach_vision_tower(model, VisionTowerRemoved())
     device = torch.device("cpu") if context.device_map else context.device
     state = _load_aligned(language_dir / WEIGHTS_NAME, device)
-    result = model.load_state_dict(state, strict=False, assign=True)
-    if result.missing_keys or result.unexpected_keys:
-        raise ArtefactError(
-            f"{language_dir / WEIGHTS_NAME}: does not fit the {adapter.model_type} language model "
-            f"(missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}). Rebuild the split."
-        )
+    load_tied_state_dict(model, state, language_dir / WEIGHTS_NAME)
     materialise_buffers(model, device)
     model.generation_config = GenerationConfig.from_pretrained(
         language_dir, trust_remote_code=context.trust_remote_code
     )
     return dispatch(model, context.device_map) if context.device_map else model.eval()
+
+
+def load_tied_state_dict(model: nn.Module, state: dict[str, torch.Tensor], origin: Path) -> None:
+    """Assign ``state`` to a meta-device skeleton and re-tie its tied weights (``tie_word_embeddings``): the split
+    saves a tied weight once, under its source's name, so the target must point at the very same tensor again."""
+    tied = tied_weight_targets(model)
+    result = model.load_state_dict(state, strict=False, assign=True)
+    missing = [key for key in result.missing_keys if key not in tied]
+    if missing or result.unexpected_keys:
+        raise ArtefactError(
+            f"{origin}: does not fit the {type(model).__name__} language model "
+            f"(missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}). Rebuild the split."
+        )
+    if tied:
+        model.tie_weights(recompute_mapping=False)
 
 
 def dispatch(model: nn.Module, strategy: str) -> nn.Module:

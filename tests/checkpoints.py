@@ -1,0 +1,106 @@
+"""Small random-weight checkpoints built from configurations, for the conformance matrix and the crash tests.
+
+Each ``Structure`` starts from a bundled fixture family's configuration (hidden 128, 2 LM layers, the fixture's
+tokenizer, chat template and processor) and changes only the structural features that real checkpoints differ in:
+tied word embeddings (Qwen2.5-VL-3B, Qwen2-VL-2B), the spatial merge size (transformers' own test suite uses 1), odd
+MLP widths (its tester's intermediate size 37), the GQA ratio, the vision depth and, for Qwen2.5-VL, the window size
+and the full-attention blocks. A checkpoint is built deterministically (fixed seed, one thread-independent init) and
+cached by the digest of everything written, so a warm run reads it from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlparity.hashing import digest_of
+from vlparity.manifest import write_artefact
+from vlparity.model_source import FIXTURES_DIR
+
+CHECKPOINT_KIND = "conformance-checkpoint"
+COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json")
+# Random weights at the default init (0.02) give logits within ~0.2 of each other: every near-tie is a coin toss for
+# a lossy path. A wider init spreads them (top-1 margins ~1 at 0.2) so that a clean path is judged on real margins.
+TEXT_INIT_RANGE = 0.2
+
+
+@dataclass(frozen=True)
+class Structure:
+    """One checkpoint's structural features (everything else is the fixture family's configuration)."""
+
+    family: str  # "qwen2_5_vl" or "qwen2_vl"
+    tied: bool = False
+    merge_size: int = 2
+    intermediate_size: int = 256
+    kv_heads: int = 2  # of 4 query heads: 1 → GQA 4:1, 2 → 2:1, 4 → 1:1 (plain multi-head)
+    vision_depth: int = 2
+    fullatt_block_indexes: tuple[int, ...] = (1,)  # Qwen2.5-VL only
+    window_size: int = 112  # Qwen2.5-VL only
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        parts = [
+            self.family,
+            "tied" if self.tied else "untied",
+            f"merge{self.merge_size}",
+            f"mlp{self.intermediate_size}",
+            f"gqa{4 // self.kv_heads}to1",
+            f"depth{self.vision_depth}",
+        ]
+        if self.family == "qwen2_5_vl":
+            parts.append("full" + ("".join(map(str, self.fullatt_block_indexes)) or "none"))
+            parts.append(f"win{self.window_size}")
+        return "-".join(parts)
+
+
+def structure_config(structure: Structure) -> dict[str, Any]:
+    """The fixture family's config.json with ``structure``'s features applied."""
+    config = json.loads((FIXTURES_DIR / structure.family / "config.json").read_text())
+    config["tie_word_embeddings"] = structure.tied
+    config["text_config"].update(
+        intermediate_size=structure.intermediate_size,
+        num_key_value_heads=structure.kv_heads,
+        initializer_range=TEXT_INIT_RANGE,
+    )
+    vision = config["vision_config"]
+    vision.update(depth=structure.vision_depth, spatial_merge_size=structure.merge_size)
+    if structure.family == "qwen2_5_vl":
+        vision.update(fullatt_block_indexes=list(structure.fullatt_block_indexes), window_size=structure.window_size)
+    return config
+
+
+def processor_config(structure: Structure) -> dict[str, Any]:
+    """The fixture's processor with the merge size the vision tower expects (it sets the resize granularity)."""
+    processor = json.loads((FIXTURES_DIR / structure.family / "processor_config.json").read_text())
+    for part in ("image_processor", "video_processor"):
+        processor[part]["merge_size"] = structure.merge_size
+    return processor
+
+
+def build_checkpoint(structure: Structure, cache_dir: Path) -> Path:
+    """The checkpoint directory for ``structure`` under ``cache_dir``, built on first use (about a second)."""
+    config, processor = structure_config(structure), processor_config(structure)
+    key = digest_of({"structure": asdict(structure), "config": config, "processor": processor})
+    target = cache_dir / "checkpoints" / f"{structure.label}-{key[:12]}"
+    if (target / "manifest.json").is_file():
+        return target
+
+    def build(tmp: Path) -> dict[str, Any]:
+        from transformers import AutoConfig, AutoModelForImageTextToText
+
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        torch.manual_seed(structure.seed)
+        model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(tmp), dtype=torch.float32)
+        model.save_pretrained(tmp)
+        (tmp / "processor_config.json").write_text(json.dumps(processor, indent=2))
+        for name in COPIED_FILES:  # after save_pretrained, which writes a generation config of its own
+            shutil.copy2(FIXTURES_DIR / structure.family / name, tmp / name)
+        return {"structure": asdict(structure)}
+
+    return write_artefact(target, CHECKPOINT_KIND, build)
