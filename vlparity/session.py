@@ -24,6 +24,7 @@ from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, tolerance_for
 from vlparity.parity.verdict import first_failing, judge_tokens, judge_vision
+from vlparity.parity.weights import LinearError, judge_weights
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
 from vlparity.paths.base import capture_decoder_states, embedding_arrays
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
@@ -279,8 +280,12 @@ class ParitySession:
             reference_forced, candidate_forced, reference.tokens, settled_p=tolerance.settled_p
         )
         verdict = judge_tokens(tokens, teacher_forced, tolerance, kernel_error)
+        weight_errors = self.weight_errors(name) if refusal is None else []
+        weight_reasons = judge_weights(weight_errors, tolerance.weight_max_rel_l2)
         metrics: dict[str, Any] = {**asdict(tokens), **asdict(teacher_forced), "kernel_max_abs_logit": kernel_error}
-        passed, reasons = verdict.passed and refusal is None, verdict.reasons
+        metrics["weight_max_rel_l2"] = float(np.max([e.rel_l2 for e in weight_errors])) if weight_errors else None
+        passed = verdict.passed and refusal is None and not weight_reasons
+        reasons = (*verdict.reasons, *weight_reasons)
         if refusal is not None:
             reasons = (refusal,)
         elif not passed:  # a kernel/format error is located against the float twin, anything else against original
@@ -330,6 +335,14 @@ class ParitySession:
             capture_decoder_states(candidate.language_model, inputs),
             DECODER_MAX_REL_L2,
         )
+
+    def weight_errors(self, name: str) -> list[LinearError]:
+        """Each LM linear of a quantized path against original's weights (none for paths without a float twin): a
+        corrupted layer that the logit metrics average away is named here."""
+        runner = self.runner(name)
+        if not hasattr(runner, "weight_errors"):
+            return []
+        return runner.weight_errors(self.runner(REFERENCE_PATH).model)
 
     def kernel_error(self, name: str, sample: Sample) -> float | None:
         """Max |Δlogit| between a quantized path and its dequantized float twin (None for paths without one)."""

@@ -1,12 +1,15 @@
-"""The AWQ checkpoint: standard format, ≤ 0.30× fp16 bytes, and the genuine checkpoint passes with both of its errors
-reported. Its planted faults (vision quantized by mistake, corrupted scales, a wrong group size, a kernel bug) are in
-test_fault_injection.py, with every other path's."""
+"""The AWQ checkpoint: standard format, ≤ 0.30× fp16 bytes, the source's generation config, and the genuine checkpoint
+passes with both of its errors reported. The per-linear weight check is proven here on both fixture families with
+faults planted independently of faults.py (one layer's scales ×2, one down_proj's zero points +2). The other planted
+faults (vision quantized by mistake, corrupted scales, a wrong group size, a kernel bug) are in test_fault_injection.py,
+with every other path's."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +17,15 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from tests.samples import FIRST_PROMPT, IMAGES
+from vlparity.contracts import AwqArtefact
 from vlparity.inputs import Sample
+from vlparity.model_source import FIXTURES_DIR
+from vlparity.parity.weights import judge_weights
+from vlparity.paths.awq import AwqPath
+from vlparity.paths.byo import ExternalAwqPath
 from vlparity.paths.language import teacher_forced_logits
 from vlparity.quantize.awq import language_linears, load_awq, quantized_modules
 from vlparity.quantize.awq_compat import MODULES_TO_NOT_CONVERT
@@ -97,3 +105,90 @@ def test_bf16_gemm_activations_reach_the_int4_kernel_within_bf16_rounding_of_the
 def test_awq_onnx_counts_both_artefacts_it_built(parity_session: ParitySession) -> None:
     combined, awq, onnx = (parity_session.runner(name).artefact_bytes() for name in ("awq+onnx", "awq", "onnx"))
     assert combined == awq + onnx
+
+
+def test_checkpoint_keeps_the_sources_generation_config(awq_dir: Path, session: ParitySession) -> None:
+    """AutoAWQ's save_quantized sets do_sample = true; a deployment would then sample where the source is greedy."""
+    source = session.context.source.directory / "generation_config.json"
+    assert (awq_dir / "generation_config.json").read_bytes() == source.read_bytes()
+
+
+# Per-linear weight check. Faults are planted here, independently of faults.py: every `scales` tensor of one layer ×2,
+# and every zero point of one layer's down_proj +2 (packed int4 nibbles, clamped to 15).
+FAMILIES = ("qwen2_5_vl", "qwen2_vl")
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family(request: pytest.FixtureRequest, session: ParitySession) -> ParitySession:
+    """An ``original``+``awq`` session on each fixture family."""
+    return ParitySession(dataclasses.replace(session.settings, model=str(FIXTURES_DIR / request.param)))
+
+
+def shift_zero_points(qzeros: torch.Tensor, shift: int) -> torch.Tensor:
+    """Every 4-bit zero point packed in ``qzeros`` (8 per int32) moved by ``shift``, clamped to [0, 15]."""
+    packed = qzeros.to(torch.int64) & 0xFFFFFFFF
+    nibbles = [((packed >> (4 * k)) & 15) for k in range(8)]
+    repacked = sum(((nibble + shift).clamp(0, 15) << (4 * k)) for k, nibble in enumerate(nibbles))
+    return ((repacked + 2**31) % 2**32 - 2**31).to(torch.int32)
+
+
+def planted_copy(awq_dir: Path, target: Path, edits: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> Path:
+    """A copy of the checkpoint (no manifest: it is no longer vlparity's) with each tensor ending in a key of
+    ``edits`` replaced by that edit of it."""
+    shutil.copytree(awq_dir, target, ignore=shutil.ignore_patterns("manifest.json"))
+    tensors = load_file(target / "model.safetensors")
+    edited = {key: edit(tensors[key]) for suffix, edit in edits.items() for key in tensors if key.endswith(suffix)}
+    assert edited, f"no tensor ends with {list(edits)}"
+    save_file({**tensors, **edited}, target / "model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+def scales_doubled(layer: int) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    names = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
+    names += ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+    return {f"layers.{layer}.{name}.scales": lambda tensor: tensor * 2 for name in names}
+
+
+def zero_points_shifted(layer: int) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    return {f"layers.{layer}.mlp.down_proj.qzeros": lambda tensor: shift_zero_points(tensor, 2)}
+
+
+def weight_reasons(family: ParitySession, checkpoint: Path) -> tuple[str, ...]:
+    runner = AwqPath(family.context)
+    runner.awq_dir = checkpoint
+    errors = runner.weight_errors(family.runner("original").model)
+    return judge_weights(errors, family.tolerance("awq").weight_max_rel_l2)
+
+
+def test_clean_awq_weights_stay_under_the_limit(family: ParitySession) -> None:
+    errors = family.weight_errors("awq")
+    assert len(errors) == 7 * family.context.source_config().get_text_config().num_hidden_layers
+    worst = max(error.rel_l2 for error in errors)
+    assert 0.05 < worst <= family.tolerance("awq").weight_max_rel_l2, worst  # int4 changes every weight a little
+
+
+def test_one_layers_scales_doubled_fail_naming_that_layer(family: ParitySession, tmp_path: Path) -> None:
+    checkpoint = planted_copy(family.runner("awq").awq_dir, tmp_path / "awq", scales_doubled(1))
+    (reason,) = weight_reasons(family, checkpoint)
+    assert "layer 1 self_attn.q_proj" in reason and "layer 1 mlp.down_proj" in reason, reason
+    assert "layer 0" not in reason, reason
+
+
+def test_zero_points_shifted_in_one_down_proj_fail_naming_it(family: ParitySession, tmp_path: Path) -> None:
+    checkpoint = planted_copy(family.runner("awq").awq_dir, tmp_path / "awq", zero_points_shifted(0))
+    (reason,) = weight_reasons(family, checkpoint)
+    assert reason.startswith("weight error:") and "vs original in layer 0 mlp.down_proj" in reason, reason
+    assert "layer 1" not in reason, reason
+
+
+def test_a_corrupted_layer_fails_the_token_check_with_its_name(session: ParitySession, tmp_path: Path) -> None:
+    """Through the session's token check: every zero point of one down_proj +2 (it passes the KL and top-k rules)."""
+    checkpoint = planted_copy(session.runner("awq").awq_dir, tmp_path / "awq", zero_points_shifted(0))
+    faulty = ParitySession(session.settings)
+    runner = ExternalAwqPath(faulty.context)
+    runner.awq_artefact = AwqArtefact(checkpoint, session.runner("awq").awq_settings.group_size, 4)
+    faulty.use_runner(runner)
+    result = faulty.check_tokens("awq", SAMPLE)
+    assert not result.passed
+    assert any("weight error" in reason and "layer 0 mlp.down_proj" in reason for reason in result.reasons)
+    assert result.metrics["weight_max_rel_l2"] > faulty.tolerance("awq").weight_max_rel_l2

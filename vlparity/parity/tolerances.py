@@ -29,6 +29,7 @@ class Tolerance:
     kl_max: float
     same_top1_min: float
     kernel_max_abs_logit: float  # quantized model vs its dequantized float twin (inf where there is no twin)
+    weight_max_rel_l2: float  # quantized paths: each LM linear's dequantized effective weight vs original's (inf: none)
     settled_p: float  # KL / same-top-1 gate only steps where the reference's top-1 probability reaches this
     version: int
 

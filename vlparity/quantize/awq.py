@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GROUP_SIZE = 128
 CALIBRATION_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "calibration.json"
+GENERATION_CONFIG = "generation_config.json"
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,11 @@ def calibration_texts(path: Path) -> list[str]:
     return texts
 
 
-def quantize_to(model: nn.Module, processor: Any, model_type: str, settings: AwqSettings, out_dir: Path) -> None:
-    """Quantize ``model`` (float32, CPU; modified in place) with AutoAWQ and save it to ``out_dir``."""
+def quantize_to(
+    model: nn.Module, processor: Any, model_type: str, settings: AwqSettings, out_dir: Path, source_dir: Path
+) -> None:
+    """Quantize ``model`` (float32, CPU; modified in place) with AutoAWQ and save it to ``out_dir``, with
+    ``source_dir``'s generation config unchanged."""
     from awq.models._config import AwqConfig
 
     check_quantizable(model, settings.group_size)
@@ -119,6 +124,17 @@ def quantize_to(model: nn.Module, processor: Any, model_type: str, settings: Awq
     config["quantization_config"]["modules_to_not_convert"] = MODULES_TO_NOT_CONVERT
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     processor.save_pretrained(out_dir)
+    keep_source_generation_config(source_dir, out_dir)
+
+
+def keep_source_generation_config(source_dir: Path, out_dir: Path) -> None:
+    """AutoAWQ's ``save_quantized`` sets ``do_sample = True`` before saving: a deployment would then sample where the
+    source decodes greedily. Write the source's file byte for byte instead (none if the source has none)."""
+    source, written = source_dir / GENERATION_CONFIG, out_dir / GENERATION_CONFIG
+    if source.is_file():
+        shutil.copyfile(source, written)
+    else:
+        written.unlink(missing_ok=True)
 
 
 def load_awq(
