@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vlparity.parity.tolerances import load_tolerances
 from vlparity.parity.weights import LAYERS, LinearError, judge_weights, linear_weight_errors
 
 HIDDEN, KV, INTERMEDIATE = 8, 4, 12
@@ -89,3 +90,14 @@ def test_the_reason_names_every_linear_over_the_limit_worst_first() -> None:
     (reason,) = judge_weights(errors, limit=0.35)
     assert "in layer 1 a 0.9, layer 1 mlp.down_proj 0.5 (" in reason and "up_proj" not in reason
     assert judge_weights(errors, limit=1.0) == ()
+
+
+def test_breaking_weight_max_rel_l2_fails_naming_it_in_every_profile_that_sets_it() -> None:
+    """The key is live (the AWQ paths set it) and a linear just beyond it fails with the key named."""
+    limits = [t.weight_max_rel_l2 for f in ("qwen2_5_vl", "qwen2_vl") for t in load_tolerances(model_type=f).values()]
+    live = [limit for limit in limits if np.isfinite(limit)]
+    assert live
+    for limit in live:
+        (reason,) = judge_weights([LinearError(0, "mlp.down_proj", limit * 1.01 + 1e-9)], limit)
+        assert "weight_max_rel_l2" in reason and "layer 0 mlp.down_proj" in reason
+        assert judge_weights([LinearError(0, "mlp.down_proj", limit)], limit) == ()

@@ -97,6 +97,6 @@ def judge_weights(errors: list[LinearError], limit: float) -> tuple[str, ...]:
     named = ", ".join(f"layer {e.layer} {e.linear} {e.rel_l2:.3g}" for e in failing[:4])
     more = f" and {len(failing) - 4} more" if len(failing) > 4 else ""
     return (
-        f"weight error: dequantized effective weight rel L2 > {limit:g} vs original in {named}{more} (a corrupted "
-        "layer: scales, zero points or packing)",
+        f"weight error: dequantized effective weight rel L2 > {limit:g} (weight_max_rel_l2) vs original in "
+        f"{named}{more} (a corrupted layer: scales, zero points or packing)",
     )
