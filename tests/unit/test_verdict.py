@@ -14,6 +14,7 @@ from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, load_tolerances, tolerance_for
 from vlparity.parity.verdict import Verdict, judge_tokens, judge_vision
+from vlparity.parity.weights import LinearError, judge_weights
 
 EXACT = tolerance_for("split")
 TOPK = dataclasses.replace(EXACT, tokens="topk", kl_max=1.0, same_top1_min=0.0, top_k=2)
@@ -102,6 +103,14 @@ def _break_atol(tolerance: Tolerance) -> Verdict:
     )  # fmt: skip
 
 
+def _weights(tolerance: Tolerance) -> Verdict:
+    """The per-linear weight check of quantized paths (``judge_weights``, run beside ``judge_tokens``)."""
+    reasons = judge_weights(
+        [LinearError(0, "mlp.down_proj", _beyond(tolerance.weight_max_rel_l2))], tolerance.weight_max_rel_l2
+    )
+    return Verdict(passed=not reasons, reasons=reasons)
+
+
 BREAKERS: dict[str, Callable[[Tolerance], Verdict | None]] = {
     "vision_atol": lambda t: None if math.isinf(t.vision_atol) else _break_atol(t),
     "vision_min_cosine": lambda t: _vision(t, min_token_cosine=_below(t.vision_min_cosine)),
@@ -117,6 +126,7 @@ BREAKERS: dict[str, Callable[[Tolerance], Verdict | None]] = {
     "kernel_max_abs_logit": lambda t: (
         None if math.isinf(t.kernel_max_abs_logit) else _tokens(t, kernel=_beyond(t.kernel_max_abs_logit))
     ),
+    "weight_max_rel_l2": lambda t: None if math.isinf(t.weight_max_rel_l2) else _weights(t),
 }  # None: the profile disables that limit, e.g. atol = inf on fp16/int8
 
 BEHAVIOURS = {  # keys that are not limits → the test that pins what they do
