@@ -7,12 +7,14 @@ import math
 
 from vlparity.inputs import fixture_images
 from vlparity.parity.series import LOG10_EDGES
+from vlparity.parity.tolerances import tolerance_for
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 
 HOSTILE = "<script>alert('x')</script> | *bold* `code`"
 SAMPLE = "square_224|what-is-in-the-image"
 HOSTILE_SAMPLE = f"square_224|{HOSTILE}"
-NAN_METRICS = {"max_abs_err": math.nan, "min_token_cosine": math.nan}
+TOLERANCE_VERSION = tolerance_for("split").version
+NAN_METRICS = {"max_abs_err": math.nan, "min_token_cosine": math.nan, "rel_l2": math.nan}
 
 
 def _histogram(**counts: int) -> dict:
@@ -29,13 +31,14 @@ def _vision(path: str, sample: str, passed: bool, cosines: list[float], **metric
         "image": str(fixture_images()[0]),
         "abs_err_histogram": _histogram(zero=500, at_1e7=268) if passed else _histogram(nonfinite=768),
     }
-    metrics = {"max_abs_err": 0.0, "min_token_cosine": min(cosines), **metrics}  # NaN-aware callers pass it
+    metrics = {"max_abs_err": 0.0, "min_token_cosine": min(cosines), "rel_l2": 0.0, **metrics}  # NaN-aware callers
     reasons = () if passed else (f"min token cosine nan < 0.99 on {HOSTILE}",)
     return CheckResult(path, "vision", sample, 0, passed, reasons, metrics, series)
 
 
-def _tokens(path: str, sample: str, candidate: list[int], kl: list[float], text: str) -> CheckResult:
-    reference = [10, 11, 2]
+def _tokens(
+    path: str, sample: str, candidate: list[int], kl: list[float], text: str, reference: list[int], **extra: object
+) -> CheckResult:
     divergence = next((i for i, (r, c) in enumerate(zip(reference, candidate, strict=False)) if r != c), None)
     metrics = {
         "exact": candidate == reference,
@@ -43,14 +46,18 @@ def _tokens(path: str, sample: str, candidate: list[int], kl: list[float], text:
         "match_rate": 1.0 if candidate == reference else 1 / 3,
         "kl_max": max(kl),
         "same_top1_rate": 1.0,
+        "settled_kl_max": max(kl),
+        "settled_same_top1_rate": 1.0,
+        "ambiguous_steps": 0,
         "reference_tokens": reference,
         "candidate_tokens": candidate,
-        "reference_text": f"a {HOSTILE}",
+        "reference_text": f"{'a' if reference[0] == 10 else 'b'} {HOSTILE}",
         "candidate_text": text,
+        **extra,
     }
     series = {
         "kl_per_step": kl,
-        "reference_pieces": ["a", " <script>", "<|im_end|>"],
+        "reference_pieces": ["a" if reference[0] == 10 else "b", " <script>", "<|im_end|>"],
         "candidate_pieces": ["a" if candidate[0] == 10 else "b", " <script>", "<|im_end|>"][: len(candidate)],
     }
     passed = candidate == reference
@@ -66,6 +73,7 @@ def _path(name: str, checks: list[CheckResult], seconds: float) -> PathReport:
         timings={"load": summarise_durations([seconds]), "generate": summarise_durations([0.1, 0.3])},
         memory={"load": summarise_memory([800 * 2**20], [None]), "generate": summarise_memory([900 * 2**20], [None])},
         artefact_bytes=None if name == "original" else 5 * 2**20,
+        tolerance_version=None if name == "original" else TOLERANCE_VERSION,
     )
 
 
@@ -83,7 +91,7 @@ def build_report() -> ParityReport:
         "split",
         [
             _vision("split", SAMPLE, True, [1.0] * 6),
-            _tokens("split", SAMPLE, [10, 11, 2], [0.0, 0.0, 0.0], f"a {HOSTILE}"),
+            _tokens("split", SAMPLE, [13, 11, 2], [0.0, 0.0, 0.0], f"b {HOSTILE}", reference=[13, 11, 2]),
         ],
         0.2,
     )
@@ -91,8 +99,29 @@ def build_report() -> ParityReport:
         "onnx-int8",
         [
             _vision("onnx-int8", HOSTILE_SAMPLE, False, [1.0, 0.999, math.nan, 0.9, 1.0, 0.99], **NAN_METRICS),
-            _tokens("onnx-int8", HOSTILE_SAMPLE, [12, 11], [0.5, math.nan, 1e-6], "b <script>"),
+            _tokens("onnx-int8", HOSTILE_SAMPLE, [12, 11], [0.5, math.nan, 1e-6], "b <script>", reference=[10, 11, 2]),
         ],
         0.4,
     )
+    return report
+
+
+def hesitating_awq_report() -> ParityReport:
+    """Issue #14's case: AWQ's KL is 0.0405 on a step where the reference hesitates, 0.0008 on the settled ones it is
+    judged on (Qwen2.5-VL limit 0.01): a pass, which must not read as "KL max 0.0405 … PASS"."""
+    report = build_report()
+    del report.paths["onnx-int8"]
+    settled = {"settled_kl_max": 0.0008, "ambiguous_steps": 1, "kernel_max_abs_logit": 0.005}
+    check = _tokens("awq", SAMPLE, [13, 11, 2], [0.0008, 0.0405, 0.0], "b", reference=[13, 11, 2], **settled)
+    report.paths["awq"] = _path("awq", [check], 0.3)
+    return report
+
+
+def with_references(report: ParityReport, *answers: tuple[list[int], str]) -> ParityReport:
+    """``report`` whose only candidate, split, has one passing token check per (reference tokens, text): s0, s1, …"""
+    del report.paths["onnx-int8"]
+    report.paths["split"].checks = [
+        _tokens("split", f"s{i}", tokens, [0.0] * len(tokens), text, tokens, reference_text=text)
+        for i, (tokens, text) in enumerate(answers)
+    ]
     return report

@@ -11,6 +11,7 @@ import pytest
 from tests.unit.report_samples import build_report
 from vlparity.errors import UsageError
 from vlparity.report import write_report
+from vlparity.report.model import SCHEMA_VERSION
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ def test_an_unknown_suffix_is_a_usage_error_naming_the_path_and_the_choices(tmp_
 def test_the_write_creates_parents_and_leaves_no_temp_file(tmp_path: Path) -> None:
     target = tmp_path / "out" / "deep" / "r.json"
     write_report(build_report(), target)
-    assert json.loads(target.read_text())["schema_version"] == 2
+    assert json.loads(target.read_text())["schema_version"] == SCHEMA_VERSION
     assert [p.name for p in target.parent.iterdir()] == ["r.json"]
 
 

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.unit.report_samples import HOSTILE, build_report
+from tests.unit.report_samples import HOSTILE, build_report, hesitating_awq_report, with_references
 from vlparity.report.html import render_html
 from vlparity.report.model import ParityReport
 from vlparity.report.svg import HEAT_MAX_OPACITY, NAN_COLOUR, heat_opacity, heatmap_svg, merge_histograms
@@ -130,3 +130,14 @@ def test_cuda_peaks_get_their_own_memory_chart() -> None:
     report.paths["split"].memory["generate"]["cuda_peak_bytes"] = 3 * 2**30
     page = render_html(report)
     assert _plots(page).count("memory") == 2 and "peak CUDA memory" in page and "3.0 GiB" in page
+
+
+def test_the_summary_shows_each_judged_figure_with_its_limit() -> None:
+    page = render_html(hesitating_awq_report())
+    assert "<th>KL/limit</th>" in page
+    assert ">0.0008/0.01 (settled steps, p ≥ 0.9; all steps 0.0405, 1 ambiguous)</td>" in page
+
+
+def test_a_degenerate_reference_gets_a_warnings_section() -> None:
+    page = render_html(with_references(build_report(), ([8, 9, 2], "b c"), ([8, 9, 2], "b c")))
+    assert '<h2 id="warnings">Warnings (1)</h2>' in page and "every sample (2) gets the same answer" in page

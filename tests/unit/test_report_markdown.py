@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.unit.report_samples import build_report
+from tests.unit.report_samples import build_report, hesitating_awq_report, with_references
 from vlparity.report.markdown import MAX_FAILURES, md_text, render_markdown
 
 
@@ -29,9 +29,24 @@ def test_one_summary_row_per_candidate_path_with_its_verdict() -> None:
     assert not _table_rows(markdown, "original |")
 
 
-def test_nan_metrics_are_shown_as_nan() -> None:
+def test_nan_metrics_are_shown_as_nan_next_to_their_limits() -> None:
     cells = _table_rows(render_markdown(build_report()), "onnx-int8")[0].split(" | ")
-    assert cells[2:4] == ["nan", "nan"]  # max |Δ|, min cosine
+    assert cells[3:6] == ["nan/∞", "nan/0.95", "nan/0.15"]  # max |Δ|, min cosine, rel L2
+
+
+def test_kl_and_same_top1_are_shown_as_judged_with_their_limits() -> None:
+    cells = _table_rows(render_markdown(hesitating_awq_report()), "awq")[0].split(" | ")
+    header = next(line for line in render_markdown(hesitating_awq_report()).splitlines() if line.startswith("| path"))
+    columns = dict(zip(header.split(" | "), cells, strict=True))
+    assert columns["KL/limit"] == "0.0008/0.01 (settled steps, p ≥ 0.9; all steps 0.0405, 1 ambiguous)"
+    assert columns["same top-1/limit"] == "1/0.9 (settled steps; all steps 1)"
+    assert columns["kernel \\|Δlogit\\|/limit"] == "0.005/0.02"
+
+
+def test_a_degenerate_reference_gets_a_warnings_section() -> None:
+    markdown = render_markdown(with_references(build_report(), ([8, 9, 2], "b c"), ([8, 9, 2], "b c")))
+    assert "### ⚠️ Warnings (1)" in markdown and "- degenerate reference: every sample (2)" in markdown
+    assert markdown.splitlines()[0].endswith("✅ PASS")
 
 
 def test_failing_checks_are_listed_with_their_reasons() -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from tests.unit.report_samples import build_report
-from vlparity.report.views import answers, fmt_bytes, fmt_cosine, fmt_seconds, overall
+from tests.unit.report_samples import build_report, hesitating_awq_report, with_references
+from vlparity.report.views import (
+    answers,
+    fmt_bytes,
+    fmt_cosine,
+    fmt_seconds,
+    overall,
+    reference_warnings,
+    token_gates,
+    vision_gates,
+)
 
 
-def test_cosines_near_one_show_their_gap_unless_it_is_float64_rounding() -> None:
-    assert (fmt_cosine(1 - 6.6e-5), fmt_cosine(1 - 2.2e-16), fmt_cosine(0.5)) == ("1 − 6.6e-05", "1", "0.5")
+def test_cosines_near_one_show_seven_digits_and_float64_rounding_reads_one() -> None:
+    assert (fmt_cosine(1 - 6.6e-5), fmt_cosine(1 - 2.2e-16), fmt_cosine(0.5)) == ("0.999934", "1", "0.5")
 
 
 def test_seconds_and_bytes_pick_a_readable_unit() -> None:
@@ -27,3 +36,52 @@ def test_overall_is_none_when_no_check_ran() -> None:
     for path in report.paths.values():
         path.checks = []
     assert overall(report) is None
+
+
+def test_kl_shows_the_settled_figure_it_was_judged_on_next_to_its_limit() -> None:
+    report = hesitating_awq_report()
+    kl = next(gate for gate in token_gates(report, report.paths["awq"]) if gate.label == "KL")
+    assert str(kl) == "KL 0.0008/0.01 (settled steps, p ≥ 0.9; all steps 0.0405, 1 ambiguous)"
+
+
+def test_every_gated_figure_has_its_limit() -> None:
+    report = hesitating_awq_report()
+    tokens = [str(gate) for gate in token_gates(report, report.paths["awq"])]
+    assert tokens[0] == "exact yes (rule top-5)" and "top1 1/0.9 (settled steps; all steps 1)" in tokens
+    assert "kernel |Δlogit| 0.005/0.02" in tokens
+    failing = build_report()
+    vision = [str(gate) for gate in vision_gates(failing, failing.paths["onnx-int8"])]
+    assert vision == ["max|Δ| nan/∞", "min cos nan/0.95", "rel L2 nan/0.15"]
+
+
+def test_a_path_judged_under_another_tolerance_version_shows_no_limit() -> None:
+    report = build_report()
+    report.paths["split"].tolerance_version = 1
+    assert [str(gate) for gate in vision_gates(report, report.paths["split"])] == ["max|Δ| 0", "min cos 1", "rel L2 0"]
+
+
+def test_a_varied_reference_gives_no_warning() -> None:
+    assert reference_warnings(build_report()) == []
+
+
+def test_a_reference_looping_on_one_token_is_warned() -> None:
+    report = with_references(build_report(), ([7, 5, 5, 5, 5, 5, 2], "a a a a a"), ([8, 9, 2], "b c"))
+    (warning,) = reference_warnings(report)
+    assert warning.startswith("degenerate reference on s0: token 5 repeated 5 times in a row")
+
+
+def test_a_short_run_in_a_long_answer_is_not_a_loop() -> None:
+    """Qwen tokenizers split digits: "10000" is a run of four "0" tokens in an otherwise varied answer."""
+    report = with_references(build_report(), ([1, 0, 0, 0, 0, 3, 4, 6, 8, 2], "10000 ..."), ([8, 9, 2], "b c"))
+    assert reference_warnings(report) == []
+
+
+def test_every_sample_answering_the_same_is_warned() -> None:
+    report = with_references(build_report(), ([8, 9, 2], "b c"), ([8, 9, 2], "b c"), ([8, 9, 2], "b c"))
+    (warning,) = reference_warnings(report)
+    assert warning.startswith("degenerate reference: every sample (3) gets the same answer 'b c'")
+
+
+def test_an_empty_reference_answer_is_warned() -> None:
+    report = with_references(build_report(), ([2], ""), ([8, 9, 2], "b c"))
+    assert reference_warnings(report) == ["degenerate reference on s0: an empty answer (1 tokens)"]

@@ -20,7 +20,18 @@ from vlparity.report.svg import (
     merge_histograms,
     timeline_svg,
 )
-from vlparity.report.views import answers, fmt, fmt_bytes, fmt_cosine, fmt_seconds, overall
+from vlparity.report.views import (
+    SUMMARY_COLUMNS,
+    answers,
+    fmt_bytes,
+    fmt_seconds,
+    overall,
+    reference_warnings,
+    summary_cells,
+    token_gates,
+    tolerance_label,
+    vision_gates,
+)
 
 MAX_PLOTS_PER_PATH = 40  # heat maps / timelines per path; failing checks first, the rest are in the JSON report
 STAGE_ORDER = ("load", "build", "export", "quantize", "preprocess", "vision_encode", "generate", "teacher_forced")
@@ -70,6 +81,7 @@ def render_html(report: ParityReport) -> str:
     sections = [
         _summary(report),
         _failures(report),
+        _warnings(report),
         _answers(report),
         _histograms(report),
         _heatmaps(report),
@@ -82,7 +94,9 @@ def render_html(report: ParityReport) -> str:
         f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"<h1>vlparity parity report {_verdict_badge(overall(report), 'nothing ran')}</h1>\n"
         f'<div class="meta">{escape(report.model)} ({escape(report.model_type)}) on {escape(report.device)}/'
-        f"{escape(report.dtype)} · every path compared with <b>{escape(report.reference)}</b> · "
+        f"{escape(report.dtype)} · every path compared with <b>{escape(report.reference)}</b>"
+        + (f" under {escape(tolerance_label(report))}" if tolerance_label(report) else "")
+        + " · "
         '<button id="expand-all" type="button">expand all</button> '
         '<button id="collapse-all" type="button">collapse all</button></div>\n'
         + "\n".join(section for section in sections if section)
@@ -95,10 +109,10 @@ def _num(text: str) -> str:
 
 
 def _summary(report: ParityReport) -> str:
+    columns = "".join(f"<th>{escape(column)}</th>" for column in SUMMARY_COLUMNS)
     head = (
-        "<tr><th>path</th><th>description</th><th>vision checks (failed)</th><th>max&nbsp;|Δ|</th><th>min cosine</th>"
-        "<th>token checks (failed)</th><th>exact</th><th>1st divergence</th><th>KL max</th><th>same top-1</th>"
-        "<th>artefact</th><th>verdict</th></tr>"
+        "<tr><th>path</th><th>description</th><th>vision checks (failed)</th><th>token checks (failed)</th>"
+        f"{columns}<th>artefact</th><th>verdict</th></tr>"
     )
     rows = []
     for name, path in report.paths.items():
@@ -107,18 +121,17 @@ def _summary(report: ParityReport) -> str:
         cells = [
             f"<td><b>{escape(name)}</b></td><td>{escape(path.description)}</td>",
             _num(f"{vision['checks']} ({vision['failed']})"),
-            _num(fmt(vision["max_abs_err"])),
-            _num(fmt_cosine(vision["min_cosine"])),
             _num(f"{tokens['checks']} ({tokens['failed']})"),
-            f"<td>{fmt(tokens['exact']) if tokens['checks'] else '-'}</td>",
-            _num(fmt(tokens["first_divergence"])),
-            _num(fmt(tokens["kl_max"])),
-            _num(fmt(tokens["min_same_top1_rate"])),
+            *(_num(cell) for cell in summary_cells(report, path)),
             _num(fmt_bytes(path.artefact_bytes)),
             "<td>reference</td>" if reference else f"<td>{_verdict_badge(path.passed)}</td>",
         ]
         rows.append(f'<tr class="{"reference" if reference else "candidate"}">{"".join(cells)}</tr>')
-    return f'<h2 id="summary">Summary</h2>\n<table class="summary">{head}{"".join(rows)}</table>'
+    note = (
+        '<p class="note">Each figure is the worst the verdict judged, then its limit (∞: none); KL and same top-1 '
+        "are judged on settled steps where the profile sets <code>settled_p</code> (docs/tolerances.md).</p>"
+    )
+    return f'<h2 id="summary">Summary</h2>\n{note}<table class="summary">{head}{"".join(rows)}</table>'
 
 
 def _failures(report: ParityReport) -> str:
@@ -131,6 +144,14 @@ def _failures(report: ParityReport) -> str:
         for check in failures
     )
     return f'<h2 id="failures">Failing checks ({len(failures)})</h2>\n<ul class="failures">{items}</ul>'
+
+
+def _warnings(report: ParityReport) -> str:
+    warnings = reference_warnings(report)
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{escape(warning)}</li>" for warning in warnings)
+    return f'<h2 id="warnings">Warnings ({len(warnings)})</h2>\n<ul class="warnings">{items}</ul>'
 
 
 def _answers(report: ParityReport) -> str:
@@ -210,9 +231,9 @@ def _heatmaps(report: ParityReport) -> str:
             series = check.series
             label = f"{path.name} · {_where(check)}"
             plot = heatmap_svg(series["token_cosine"], series.get("grid"), series.get("image"), label)
-            caption = f"{_where(check)} · min cos {fmt_cosine(check.metrics.get('min_token_cosine'))}"
+            caption = " · ".join([_where(check), *map(str, vision_gates(report, _alone(path, check)))])
             figures.append(_figure(check, plot, caption))
-        summary = f"{len(_vision(path))} images, min cosine {fmt_cosine(path.vision_summary()['min_cosine'])}"
+        summary = f"{len(_vision(path))} images, " + ", ".join(map(str, vision_gates(report, path)))
         blocks.append(_path_block(path, summary, not path.passed or path.name == worst, figures, left_out))
     if not blocks:
         return ""
@@ -222,6 +243,11 @@ def _heatmaps(report: ParityReport) -> str:
         "from the reference's (fixed log scale below, the same for every image and path).</p>\n"
         f"{heat_legend_svg()}\n" + "\n".join(blocks)
     )
+
+
+def _alone(path: PathReport, check: CheckResult) -> PathReport:
+    """One check as a path of its own, so a plot's caption shows that check's judged figures and limits."""
+    return PathReport(path.name, path.description, [check], tolerance_version=path.tolerance_version)
 
 
 def _figure(check: CheckResult, plot: str, caption: str) -> str:
@@ -247,13 +273,10 @@ def _timelines(report: ParityReport) -> str:
                 metrics.get("first_divergence"),
                 f"{path.name} · {check.sample_id}",
             )
-            caption = (
-                f"{check.sample_id} · exact {fmt(metrics.get('exact'))} · KL max {fmt(metrics.get('kl_max'))} · "
-                f"same top-1 {fmt(metrics.get('same_top1_rate'))}"
-            )
+            caption = " · ".join([check.sample_id, *map(str, token_gates(report, _alone(path, check)))])
             figures.append(_figure(check, f'<div class="scroll">{plot}</div>', caption))
         tokens = path.tokens_summary()
-        summary = f"{tokens['checks']} samples, KL max {fmt(tokens['kl_max'])}, exact {fmt(tokens['exact'])}"
+        summary = f"{tokens['checks']} samples, " + ", ".join(map(str, token_gates(report, path)))
         blocks.append(_path_block(path, summary, not path.passed or path.name == worst, figures, left_out))
     if not blocks:
         return ""

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from vlparity.report.files import atomic_write_text
 from vlparity.report.model import SCHEMA_VERSION, CheckResult, ParityReport, PathReport
+from vlparity.report.views import reference_warnings
 
 
 def report_to_dict(report: ParityReport) -> dict[str, Any]:
-    """Schema v2: ``{schema_version, model, model_type, device, dtype, reference, passed, versions,
-    paths: {name: {passed, description, vision{max_abs_err,min_cosine,…}, tokens{exact,first_divergence,…},
-    timings{stage: {count,total,mean,median,min,max}}, memory{stage: {peak_rss_bytes,cuda_peak_bytes}},
-    artefact_bytes, details, checks[{…, metrics, series}]}}}``."""
+    """Schema v3: ``{schema_version, model, model_type, device, dtype, reference, passed, warnings, versions,
+    paths: {name: {passed, description, tolerance_version, limits, vision{max_abs_err,min_cosine,…},
+    tokens{exact,first_divergence,…}, timings{stage: {count,total,mean,median,min,max}},
+    memory{stage: {peak_rss_bytes,cuda_peak_bytes}}, artefact_bytes, details, checks[{…, metrics, series}]}}}``.
+    ``limits`` and ``warnings`` are derived (tolerance profile, reference checks), so they are not read back."""
     return {
         "schema_version": SCHEMA_VERSION,
         "model": report.model,
@@ -24,12 +27,14 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
         "dtype": report.dtype,
         "reference": report.reference,
         "passed": report.passed,
+        "warnings": reference_warnings(report),
         "versions": report.versions,
         "paths": {
             name: {
                 "passed": path.passed if name != report.reference else None,
                 "description": path.description,
                 "tolerance_version": path.tolerance_version,
+                "limits": _limits(report, name),
                 "vision": path.vision_summary(),
                 "tokens": path.tokens_summary(),
                 "timings": path.timings,
@@ -52,6 +57,12 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
             for name, path in report.paths.items()
         },
     }
+
+
+def _limits(report: ParityReport, name: str) -> dict[str, Any] | None:
+    """The tolerance profile the path was judged by (every key of tolerances.toml), or None (the reference)."""
+    tolerance = report.tolerance_of(name)
+    return asdict(tolerance) if tolerance is not None else None
 
 
 def _json_safe(value: Any) -> Any:

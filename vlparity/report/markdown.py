@@ -6,7 +6,7 @@ import html
 import re
 
 from vlparity.report.model import CheckResult, ParityReport
-from vlparity.report.views import answers, fmt, fmt_cosine, overall
+from vlparity.report.views import SUMMARY_COLUMNS, answers, overall, reference_warnings, summary_cells, tolerance_label
 
 MAX_FAILURES = 30
 MAX_ANSWERS = 30
@@ -29,33 +29,32 @@ def _where(check: CheckResult) -> str:
 
 
 def render_markdown(report: ParityReport) -> str:
-    """Summary table per path, the failing checks with their reasons, and what each path answered."""
+    """Summary table per path (each judged figure next to its limit), the failing checks with their reasons, warnings
+    about the reference, and what each path answered."""
     lines = [
         f"## vlparity parity report: {_verdict(overall(report))}",
         "",
         f"{md_text(report.model)} ({md_text(report.model_type)}) on {md_text(report.device)}/{md_text(report.dtype)}, "
-        f"reference path: {md_text(report.reference)}",
+        f"reference path: {md_text(report.reference)}"
+        + (f", {md_text(tolerance_label(report))}" if tolerance_label(report) else ""),
         "",
-        "| path | vision checks (failed) | max \\|Δ\\| | min cosine | token checks (failed) | exact | 1st divergence "
-        "| KL max | same top-1 | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| path | vision checks (failed) | token checks (failed) | "
+        + " | ".join(md_text(column) for column in SUMMARY_COLUMNS)
+        + " | verdict |",
+        "| --- " * (len(SUMMARY_COLUMNS) + 4) + "|",
     ]
     for path in report.candidates:
         vision, tokens = path.vision_summary(), path.tokens_summary()
         cells = [
             md_text(path.name),
             f"{vision['checks']} ({vision['failed']})",
-            fmt(vision["max_abs_err"]),
-            fmt_cosine(vision["min_cosine"]),
             f"{tokens['checks']} ({tokens['failed']})",
-            fmt(tokens["exact"]) if tokens["checks"] else "-",
-            fmt(tokens["first_divergence"]),
-            fmt(tokens["kl_max"]),
-            fmt(tokens["min_same_top1_rate"]),
+            *(md_text(cell) for cell in summary_cells(report, path)),
             _verdict(path.passed),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.extend(_failures(report))
+    lines.extend(_warnings(report))
     lines.extend(_answers(report))
     return "\n".join(lines) + "\n"
 
@@ -71,6 +70,13 @@ def _failures(report: ParityReport) -> list[str]:
     if len(failures) > MAX_FAILURES:
         lines.append(f"- … and {len(failures) - MAX_FAILURES} more (see the JSON or HTML report)")
     return lines
+
+
+def _warnings(report: ParityReport) -> list[str]:
+    warnings = reference_warnings(report)
+    if not warnings:
+        return []
+    return ["", f"### ⚠️ Warnings ({len(warnings)})", "", *(f"- {md_text(warning)}" for warning in warnings)]
 
 
 def _answers(report: ParityReport) -> list[str]:

@@ -7,7 +7,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2  # v2: per-check ``series`` (plot data) and per-path ``memory``
+from vlparity.parity.tolerances import Tolerance, load_tolerances
+
+SCHEMA_VERSION = 3  # v2: per-check ``series`` (plot data) and per-path ``memory``; v3: ``limits``, ``warnings``
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class PathReport:
             "failed": sum(not check.passed for check in checks),
             "max_abs_err": _worst(checks, "max_abs_err", max),
             "min_cosine": _worst(checks, "min_token_cosine", min),
+            "max_rel_l2": _worst(checks, "rel_l2", max),
         }
 
     def tokens_summary(self) -> dict[str, Any]:
@@ -67,6 +70,11 @@ class PathReport:
             "min_match_rate": _worst(checks, "match_rate", min),
             "kl_max": _worst(checks, "kl_max", max),
             "min_same_top1_rate": _worst(checks, "same_top1_rate", min),
+            # what the gate judged: steps where the reference is settled (all steps where settled_p is 0)
+            "settled_kl_max": _worst(checks, "settled_kl_max", max),
+            "min_settled_same_top1_rate": _worst(checks, "settled_same_top1_rate", min),
+            "ambiguous_steps": sum(check.metrics.get("ambiguous_steps") or 0 for check in checks),
+            "kernel_max_abs_logit": _worst(checks, "kernel_max_abs_logit", max),
         }
 
 
@@ -110,6 +118,15 @@ class ParityReport:
     reference: str
     versions: dict[str, str]
     paths: dict[str, PathReport] = field(default_factory=dict)
+
+    def tolerance_of(self, name: str) -> Tolerance | None:
+        """The profile path ``name`` was judged by, read back from the tolerance file for this model's family; None
+        for the reference, a path without a profile, or a report judged under another version of the file."""
+        path = self.paths.get(name)
+        profile = load_tolerances(model_type=self.model_type).get(name)
+        if path is None or profile is None or path.tolerance_version != profile.version:
+            return None
+        return profile
 
     @property
     def candidates(self) -> list[PathReport]:

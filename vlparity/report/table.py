@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 from vlparity.report.model import ParityReport
-from vlparity.report.views import answers, fmt
+from vlparity.report.views import answers, reference_warnings, token_gates, tolerance_label, vision_gates
 
 
 def render_table(report: ParityReport) -> str:
-    header = ("path", "check", "n", "failed", "worst", "verdict")
+    """Each row's ``judged/limit`` column shows the worst figure the verdict judged next to the profile's limit."""
+    header = ("path", "check", "n", "failed", "worst judged/limit", "verdict")
     rows = []
     for path in report.candidates:
         vision, tokens = path.vision_summary(), path.tokens_summary()
         if vision["checks"]:
-            worst = f"max|Δ| {fmt(vision['max_abs_err'])}  min cos {fmt(vision['min_cosine'])}"
+            worst = "  ".join(str(gate) for gate in vision_gates(report, path))
             rows.append((path.name, "vision", vision["checks"], vision["failed"], worst, vision["failed"] == 0))
         if tokens["checks"]:
-            worst = (
-                f"exact {fmt(tokens['exact'])}  1st div {fmt(tokens['first_divergence'])}  "
-                f"KL max {fmt(tokens['kl_max'])}  top1 {fmt(tokens['min_same_top1_rate'])}"
-            )
+            worst = "  ".join(str(gate) for gate in token_gates(report, path))
             rows.append((path.name, "tokens", tokens["checks"], tokens["failed"], worst, tokens["failed"] == 0))
         if not path.checks:
             rows.append((path.name, "-", 0, 0, "no checks ran", None))
     verdicts = {True: "PASS", False: "FAIL", None: "not run"}
     cells = [header] + [(p, c, str(n), str(f), w, verdicts[ok]) for p, c, n, f, w, ok in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = [f"vlparity: {report.model} ({report.model_type}) on {report.device}/{report.dtype} vs {report.reference}"]
+    tolerances = tolerance_label(report)
+    lines = [
+        f"vlparity: {report.model} ({report.model_type}) on {report.device}/{report.dtype} vs {report.reference}"
+        + (f", {tolerances}" if tolerances else "")
+    ]
     for index, row in enumerate(cells):
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         if index == 0:
@@ -38,6 +40,7 @@ def render_table(report: ParityReport) -> str:
         )
     if len(failures) > 20:
         lines.append(f"… and {len(failures) - 20} more failing checks (see the JSON report)")
+    lines.extend(f"WARN {warning}" for warning in reference_warnings(report))
     lines.extend(render_answers(report))
     lines.append(f"overall: {'PASS' if report.passed else 'FAIL'}")
     return "\n".join(lines)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from vlparity.report.model import ParityReport
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vlparity.report.model import ParityReport, PathReport
 
 
 def fmt(value: object) -> str:
@@ -17,13 +21,9 @@ def fmt(value: object) -> str:
 
 
 def fmt_cosine(value: float | None) -> str:
-    """Cosines near 1 as ``1 − gap``: "1" would hide the difference between fp32 and int8. Gaps below float64
-    rounding of the cosine itself (bit-exact embeddings give 1 − 2.2e-16) are shown as 1."""
-    if isinstance(value, float) and 0.999 <= value < 1.0 - 1e-15:
-        return f"1 − {1.0 - value:.2g}"
-    if isinstance(value, float) and 1.0 - 1e-15 <= value <= 1.0:
-        return "1"
-    return fmt(value)
+    """Cosines to 7 significant digits (0.9999998 next to a 0.99999 limit): "1" would hide the difference between
+    fp32 and int8, while bit-exact embeddings (1 − 2.2e-16 after float64 rounding) still read 1."""
+    return fmt(value) if value is None or math.isnan(value) else f"{value:.7g}"
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -50,6 +50,12 @@ def overall(report: ParityReport) -> bool | None:
     return report.passed if any(path.passed is not None for path in report.candidates) else None
 
 
+def tolerance_label(report: ParityReport) -> str:
+    """``tolerances v3``: the tolerance file version(s) the candidate paths were judged by ("" if none recorded)."""
+    versions = sorted({path.tolerance_version for path in report.candidates if path.tolerance_version is not None})
+    return f"tolerances v{'/'.join(map(str, versions))}" if versions else ""
+
+
 def answers(report: ParityReport) -> dict[str, dict[str, str | None]]:
     """sample → {reference: its text, candidate: its text, or None where it produced the reference's very tokens}."""
     rows: dict[str, dict[str, str | None]] = {}
@@ -60,3 +66,134 @@ def answers(report: ParityReport) -> dict[str, dict[str, str | None]]:
                 same = check.metrics["candidate_tokens"] == check.metrics["reference_tokens"]
                 row[path.name] = None if same else check.metrics["candidate_text"]
     return rows
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gated figure of a path next to its limit, as every rendering shows it: ``KL 0.0008/0.01 (settled steps)``.
+
+    ``value`` is the worst figure the verdict judged (for token checks: over the settled steps), ``limit`` the profile's
+    (None: unknown, e.g. a report judged under another tolerance version; inf: the profile sets no limit)."""
+
+    label: str
+    value: str
+    limit: str | None
+    note: str = ""
+
+    def __str__(self) -> str:
+        figure = self.value if self.limit is None else f"{self.value}/{self.limit}"
+        return f"{self.label} {figure}" + (f" ({self.note})" if self.note else "")
+
+    @property
+    def cell(self) -> str:
+        """The figure without its label, for a table column named after it."""
+        return str(self).removeprefix(f"{self.label} ")
+
+
+def _limit(value: float | None, format_value: Callable[[float | None], str] = fmt) -> str | None:
+    if value is None:
+        return None
+    return "∞" if math.isinf(value) else format_value(value)
+
+
+def vision_gates(report: ParityReport, path: PathReport) -> list[Gate]:
+    """The worst max |Δ|, per-token cosine and relative L2 error of the path's image embeddings, each with its limit."""
+    summary, tolerance = path.vision_summary(), report.tolerance_of(path.name)
+    atol, rtol = (tolerance.vision_atol, tolerance.vision_rtol) if tolerance else (None, 0.0)
+    return [
+        Gate("max|Δ|", fmt(summary["max_abs_err"]), _limit(atol), f"or ≤ {rtol:g}·|reference|" if rtol else ""),
+        Gate(
+            "min cos",
+            fmt_cosine(summary["min_cosine"]),
+            _limit(tolerance.vision_min_cosine if tolerance else None, fmt_cosine),
+        ),
+        Gate("rel L2", fmt(summary["max_rel_l2"]), _limit(tolerance.vision_max_rel_l2 if tolerance else None)),
+    ]
+
+
+def token_gates(report: ParityReport, path: PathReport) -> list[Gate]:
+    """Tokens under the path's rule, the teacher-forced KL and same-top-1 rate the gate judged (settled steps where the
+    profile has ``settled_p``, with the all-steps figure beside them) and, for quantized paths, the kernel error."""
+    summary, tolerance = path.tokens_summary(), report.tolerance_of(path.name)
+    rule = "" if tolerance is None else "rule exact" if tolerance.tokens == "exact" else f"rule top-{tolerance.top_k}"
+    settled_p, ambiguous = tolerance.settled_p if tolerance else 0.0, summary["ambiguous_steps"]
+    kl_note = f"settled steps, p ≥ {settled_p:g}" if settled_p else ""
+    top1_note = "settled steps" if settled_p else ""
+    if settled_p and ambiguous:  # the all-steps figures differ only where some step was left ungated
+        kl_note += f"; all steps {fmt(summary['kl_max'])}, {ambiguous} ambiguous"
+        top1_note += f"; all steps {fmt(summary['min_same_top1_rate'])}"
+    gates = [
+        Gate("exact", fmt(summary["exact"]), None, rule),
+        Gate("1st div", fmt(summary["first_divergence"]), None),
+        Gate("KL", fmt(summary["settled_kl_max"]), _limit(tolerance.kl_max if tolerance else None), kl_note),
+        Gate(
+            "top1",
+            fmt(summary["min_settled_same_top1_rate"]),
+            _limit(tolerance.same_top1_min if tolerance else None),
+            top1_note,
+        ),
+    ]
+    if tolerance is not None and math.isfinite(tolerance.kernel_max_abs_logit):
+        gates.append(
+            Gate("kernel |Δlogit|", fmt(summary["kernel_max_abs_logit"]), _limit(tolerance.kernel_max_abs_logit))
+        )
+    return gates
+
+
+SUMMARY_COLUMNS = (
+    "max |Δ|/atol", "min cosine/limit", "rel L2/limit", "exact", "1st divergence", "KL/limit", "same top-1/limit",
+    "kernel |Δlogit|/limit",
+)  # fmt: skip
+
+
+def summary_cells(report: ParityReport, path: PathReport) -> list[str]:
+    """The cells under ``SUMMARY_COLUMNS`` (Markdown and HTML summaries): each judged figure with its limit."""
+    vision = [gate.cell for gate in vision_gates(report, path)] if path.vision_summary()["checks"] else ["-"] * 3
+    if not path.tokens_summary()["checks"]:
+        return [*vision, *["-"] * 5]
+    tokens = [gate.cell for gate in token_gates(report, path)]
+    return [*vision, *tokens, *["-"] * (len(SUMMARY_COLUMNS) - len(vision) - len(tokens))]
+
+
+REPEAT_RUN = 4  # a reference answer that repeats one token this many times in a row, over half its length, is a loop
+
+
+def reference_warnings(report: ParityReport) -> list[str]:
+    """What makes token parity on this run say little, read from the token checks' ``reference_tokens``/``_text``
+    (not judged: a warning, never a failure). A reference that loops on one token or answers nothing is degenerate,
+    and one that gives every sample the same answer ignores its input: any candidate that does the same "passes"."""
+    references: dict[str, tuple[list[int], str]] = {}
+    for path in report.candidates:
+        for check in path.checks:
+            if check.check == "tokens" and "reference_tokens" in check.metrics:
+                references.setdefault(
+                    check.sample_id, (check.metrics["reference_tokens"], check.metrics["reference_text"])
+                )
+    warnings = []
+    for sample_id, (tokens, text) in references.items():
+        run, token = _longest_run(tokens)
+        if run >= REPEAT_RUN and 2 * run > len(tokens):
+            warnings.append(
+                f"degenerate reference on {sample_id}: token {token} repeated {run} times in a row ({len(tokens)} "
+                "generated); a looping reference makes token parity meaningless"
+            )
+        elif not text.strip():
+            warnings.append(f"degenerate reference on {sample_id}: an empty answer ({len(tokens)} tokens)")
+    answers_given = {tuple(tokens) for tokens, _ in references.values()}
+    if len(references) > 1 and len(answers_given) == 1:
+        text = next(iter(references.values()))[1]
+        warnings.append(
+            f"degenerate reference: every sample ({len(references)}) gets the same answer {text!r}; the reference "
+            "ignores its input, so agreeing with it proves little (a trained checkpoint and distinct images help)"
+        )
+    return warnings
+
+
+def _longest_run(tokens: list[int]) -> tuple[int, int | None]:
+    """Length and token of the longest run of one repeated token."""
+    best, token, run = 0, None, 0
+    for index, current in enumerate(tokens):
+        run = run + 1 if index and tokens[index - 1] == current else 1
+        if run > best:
+            best, token = run, current
+    return best, token
