@@ -18,7 +18,8 @@ from vlparity.errors import UsageError
 from vlparity.inputs import Sample, load_image
 from vlparity.manifest import library_versions
 from vlparity.model_source import resolve_model
-from vlparity.parity.layers import LayerDivergence, compare_layers
+from vlparity.parity.generation import GenerationDrift, compare_generation_configs
+from vlparity.parity.layers import LayerDivergence, compare_layers, noise_threshold
 from vlparity.parity.series import error_histogram, merged_patch_grid
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
@@ -35,9 +36,6 @@ DEFAULT_CACHE_DIR = Path(".vlparity-cache")
 
 
 THIRD_OPINION_MAX_PATCHES = 2048  # onnx.reference is pure numpy: keep it to small inputs
-# A float LM loaded from the same weights reproduces the reference's hidden states to rounding (split: bit-exact), so
-# any relative error above this is where a token divergence starts.
-DECODER_MAX_REL_L2 = 1e-6
 
 
 def _describe_diagnosis(diagnosis: dict[str, Any]) -> tuple[str, ...]:
@@ -65,26 +63,32 @@ def _describe_diagnosis(diagnosis: dict[str, Any]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _describe_layers(layers: LayerDivergence, quantized: bool, baseline: str = "the reference") -> str:
-    """The token diagnosis in words: where the candidate's LM leaves ``baseline``'s on the reference's inputs."""
+def _describe_layers(
+    layers: LayerDivergence,
+    quantized: bool,
+    baseline: str = "the reference",
+    elsewhere: str = "this path's image embeddings",
+) -> str:
+    """The token diagnosis in words: where the candidate's LM leaves ``baseline``'s on the reference's inputs
+    (``elsewhere``: where the divergence comes from when the LM agrees)."""
     last = len(layers.rel_l2) - 1
 
     def where(state: int) -> str:
-        return "the LM input embeddings" if state == 0 else "the LM head" if state == last else f"layer {state - 1}"
+        if state in (0, last):
+            return "the LM input embeddings" if state == 0 else "the LM head"
+        return f"decoder layer {state - 1}"
 
     if quantized:  # every layer carries quantization error: name the one that adds the most
         state = layers.largest_growth
         before = layers.rel_l2[state - 1] if state else 0.0
         return (
-            f"largest hidden-state error growth at decoder {where(state)} (rel L2 {before:.3g} → "
+            f"largest hidden-state error growth at {where(state)} (rel L2 {before:.3g} → "
             f"{layers.rel_l2[state]:.3g} against {baseline}, on the reference's inputs)"
         )
     state = layers.first_diverging
     if state is None:
-        return (
-            "the language model agrees layer by layer on the reference's inputs: the divergence comes from this "
-            "path's image embeddings"
-        )
+        agrees = "the language model agrees layer by layer on the reference's inputs"
+        return f"{agrees}: the divergence comes from {elsewhere}"
     error = layers.rel_l2[state]
     size = "non-finite values" if math.isnan(error) else f"rel L2 {error:.3g}"
     if state == 0:
@@ -122,6 +126,7 @@ class ParitySession:
     _runners: dict[str, PathRunner] = field(default_factory=dict, init=False)
     _outputs: dict[tuple[str, Sample], _SampleOutputs] = field(default_factory=dict, init=False)
     _results: dict[str, list[CheckResult]] = field(default_factory=dict, init=False)
+    _generation_drift: dict[str, tuple[list[GenerationDrift], Path]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.path_names = parse_path_names(self.settings.paths)
@@ -282,18 +287,20 @@ class ParitySession:
         verdict = judge_tokens(tokens, teacher_forced, tolerance, kernel_error)
         weight_errors = self.weight_errors(name) if refusal is None else []
         weight_reasons = judge_weights(weight_errors, tolerance.weight_max_rel_l2)
+        upstream = self.upstream_differences(name, sample)  # what makes the LM's inputs or decoding differ
         metrics: dict[str, Any] = {**asdict(tokens), **asdict(teacher_forced), "kernel_max_abs_logit": kernel_error}
         metrics["weight_max_rel_l2"] = float(np.max([e.rel_l2 for e in weight_errors])) if weight_errors else None
-        passed = verdict.passed and refusal is None and not weight_reasons
-        reasons = (*verdict.reasons, *weight_reasons)
+        passed = verdict.passed and refusal is None and not weight_reasons and not upstream
+        reasons = (*upstream, *verdict.reasons, *weight_reasons)
         if refusal is not None:
             reasons = (refusal,)
-        elif not passed:  # a kernel/format error is located against the float twin, anything else against original
+        elif not verdict.passed or weight_reasons:  # a kernel/format error is located against the float twin, the rest
             kernel_failed = kernel_error is not None and not kernel_error <= tolerance.kernel_max_abs_logit
             layers = self.diagnose_tokens(name, sample, against_twin=kernel_failed)
             metrics["decoder_state_rel_l2"] = list(layers.rel_l2)  # input embeddings, each layer, logits
             baseline = "the dequantized twin" if kernel_failed else "the reference"
-            reasons = (*reasons, _describe_layers(layers, kernel_error is not None, baseline))
+            elsewhere = self._outside_the_lm(name, sample, upstream)
+            reasons = (*reasons, _describe_layers(layers, kernel_error is not None, baseline, elsewhere))
         metrics["reference_tokens"] = reference.tokens.tolist()
         metrics["candidate_tokens"] = candidate.tokens.tolist()
         metrics["reference_text"] = self.decode(reference.tokens)
@@ -323,18 +330,67 @@ class ParitySession:
             f"gave {produced}; the language model cannot take them"
         )
 
+    def upstream_differences(self, name: str, sample: Sample) -> tuple[str, ...]:
+        """What differs before any weight is used, each a failure on its own: the prompt token ids (chat template,
+        tokenizer) and generation config fields that change what a deployment generates (EOS ids, penalties,
+        sampling, lengths). Checked first, so a divergence they cause is not blamed on the LM or the images."""
+        prompt = self.prompt_difference(name, sample)
+        drifts, origin = self.generation_drift(name)
+        return (*([prompt] if prompt else []), *(drift.describe(str(origin)) for drift in drifts if drift.fails))
+
+    def prompt_difference(self, name: str, sample: Sample) -> str | None:
+        """Where path ``name``'s prompt token ids first differ from the reference's, or None."""
+        reference = self.model_inputs(REFERENCE_PATH, sample)["input_ids"][0].tolist()
+        candidate = self.model_inputs(name, sample)["input_ids"][0].tolist()
+        if reference == candidate:
+            return None
+        position = next(
+            (i for i, (ref, cand) in enumerate(zip(reference, candidate, strict=False)) if ref != cand),
+            min(len(reference), len(candidate)),
+        )
+        ids = [ids[position] if position < len(ids) else "none" for ids in (reference, candidate)]
+        where = getattr(self.runner(name).processor.tokenizer, "name_or_path", "") or name
+        return (
+            f"the prompt token ids differ at position {position} (reference {ids[0]}, candidate {ids[1]}; "
+            f"{len(reference)} vs {len(candidate)} tokens): the chat template or tokenizer differs ({where})"
+        )
+
+    def generation_drift(self, name: str) -> tuple[list[GenerationDrift], Path]:
+        """Path ``name``'s generation config against the reference's, and the file it comes from; the differences
+        that only warn are logged once per path."""
+        if name not in self._generation_drift:
+            reference, _ = self.runner(REFERENCE_PATH).generation_config()
+            candidate, origin = self.runner(name).generation_config()
+            drifts = compare_generation_configs(reference, candidate)
+            for drift in drifts:
+                if not drift.fails:
+                    log.warning("%s: %s", name, drift.describe(str(origin)))
+            self._generation_drift[name] = drifts, origin
+        return self._generation_drift[name]
+
+    def _outside_the_lm(self, name: str, sample: Sample, upstream: tuple[str, ...]) -> str:
+        """Where a token divergence comes from when the candidate's LM agrees with the reference's layer by layer."""
+        if upstream:
+            return "the difference(s) named above"
+        reference, candidate = self.embeddings(REFERENCE_PATH, sample), self.embeddings(name, sample)
+        if len(reference) == len(candidate) and all(map(np.array_equal, reference, candidate)):
+            return (
+                "decoding, not the weights: this path's image embeddings are identical to the reference's "
+                "(generation settings or non-determinism)"
+            )
+        return "this path's image embeddings"
+
     def diagnose_tokens(self, name: str, sample: Sample, against_twin: bool = False) -> LayerDivergence:
         """Where a token mismatch starts: the candidate's LM and the reference's (or, for a kernel/format error, the
         candidate's dequantized float twin) run on the *reference's* inputs, image embeddings included, and compared
-        state by state, so a fault in the LM is located and one in the vision is cleared."""
+        state by state, so a fault in the LM is located and one in the vision is cleared. A state diverges beyond the
+        baseline's own run-to-run error (run twice; ``parity.layers.noise_threshold``), not a fixed threshold."""
         reference, candidate = self.runner(REFERENCE_PATH), self.runner(name)
         baseline = candidate.dequantized_twin if against_twin else reference.language_model
         inputs = reference.language_inputs(sample)
-        return compare_layers(
-            capture_decoder_states(baseline, inputs),
-            capture_decoder_states(candidate.language_model, inputs),
-            DECODER_MAX_REL_L2,
-        )
+        states = capture_decoder_states(baseline, inputs)
+        threshold = noise_threshold(states, capture_decoder_states(baseline, inputs))
+        return compare_layers(states, capture_decoder_states(candidate.language_model, inputs), threshold)
 
     def weight_errors(self, name: str) -> list[LinearError]:
         """Each LM linear of a quantized path against original's weights (none for paths without a float twin): a
@@ -416,5 +472,12 @@ class ParitySession:
                 }
                 path_report.artefact_bytes = runner.artefact_bytes()
                 path_report.details = runner.describe()
+                if name in self._generation_drift:
+                    drifts, origin = self._generation_drift[name]
+                    path_report.details["generation_config"] = {
+                        "file": str(origin),
+                        "fails": [drift.describe(str(origin)) for drift in drifts if drift.fails],
+                        "warns": [drift.describe(str(origin)) for drift in drifts if not drift.fails],
+                    }
             report.paths[name] = path_report
         return report

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vlparity.parity.layers import compare_layers
+from vlparity.parity.layers import compare_layers, noise_threshold
 
 REFERENCE = [np.full((3, 4), float(value)) for value in (1, 2, 3, 4)]  # embeddings, layer 0, layer 1, logits
 
@@ -54,3 +54,18 @@ def test_largest_growth_after_a_nan_is_the_nan_state() -> None:
 def test_state_lists_of_different_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="3 candidate states, reference has 4"):
         compare_layers(REFERENCE, REFERENCE[:3], max_rel_l2=0.0)
+
+
+def test_the_threshold_is_zero_when_the_reference_reproduces_itself_exactly() -> None:
+    assert noise_threshold(REFERENCE, [state.copy() for state in REFERENCE]) == 0.0
+
+
+def test_the_threshold_is_a_multiple_of_the_references_own_run_to_run_error() -> None:
+    rerun = perturbed([0.0, 1e-9, 2e-9, 0.0])
+    assert noise_threshold(REFERENCE, rerun, factor=10) == pytest.approx(2e-8)
+
+
+def test_a_perturbation_under_1e_6_is_located_when_the_reference_is_deterministic() -> None:
+    """A fixed 1e-6 threshold cleared such a layer and blamed the image embeddings instead."""
+    threshold = noise_threshold(REFERENCE, REFERENCE)
+    assert compare_layers(REFERENCE, perturbed([0.0, 0.0, 1e-7, 1e-7]), threshold).first_diverging == 2

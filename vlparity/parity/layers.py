@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# A state diverges when its error exceeds this multiple of the reference's own run-to-run error. On a deterministic
+# device (CPU) that error is 0, so any difference at all is located; a device whose kernels vary between runs gets room.
+NOISE_FACTOR = 10.0
+
 
 @dataclass(frozen=True)
 class LayerDivergence:
@@ -50,3 +54,9 @@ def compare_layers(
     rises = [math.inf if math.isnan(rise) else rise for rise in rises]  # inf − inf after a NaN state stays worst
     largest = int(np.argmax(rises)) if rises else None
     return LayerDivergence(rel_l2=errors, first_diverging=first, largest_growth=largest)
+
+
+def noise_threshold(first: Sequence[np.ndarray], second: Sequence[np.ndarray], factor: float = NOISE_FACTOR) -> float:
+    """The ``max_rel_l2`` for ``compare_layers``, measured rather than assumed: ``factor`` × the largest per-state error
+    between two runs of the *reference* on the same inputs (how much it disagrees with itself)."""
+    return factor * max((_rel_l2(a, b) for a, b in zip(first, second, strict=True)), default=0.0)

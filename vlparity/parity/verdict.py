@@ -63,9 +63,12 @@ def judge_tokens(
             "quantization error)"
         )
     if not tokens.exact:
-        where = (
-            f"first divergence at step {tokens.first_divergence}: reference {tokens.reference_token}, "
-            f"candidate {tokens.candidate_token}"
+        where = f"first divergence at step {tokens.first_divergence}: " + (
+            f"reference {tokens.reference_token}, candidate {tokens.candidate_token}"
+            if tokens.reference_token is not None  # else one side stopped (end of sequence) where the other went on
+            else f"the {'candidate' if tokens.candidate_length < tokens.reference_length else 'reference'} ends "
+            f"(end of sequence) after {min(tokens.reference_length, tokens.candidate_length)} token(s), the other "
+            f"goes on to {max(tokens.reference_length, tokens.candidate_length)}"
         )
         if tolerance.tokens == "exact":
             reasons.append(f"tokens differ ({where}; match rate {tokens.match_rate:.2f}; tokens = exact)")

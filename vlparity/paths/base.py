@@ -164,6 +164,12 @@ class PathRunner(ABC):
         with self.timer.stage("teacher_forced"):
             return teacher_forced_logits(self.language_model, inputs, tokens)
 
+    def generation_config(self) -> tuple[dict[str, Any], Path]:
+        """The generation config a deployment of this path's LM reads, and the file it comes from: the directory the
+        LM was loaded from (the source model, the split's ``language/``, the AWQ checkpoint)."""
+        model = self.language_model
+        return model.generation_config.to_dict(), Path(model.config.name_or_path) / "generation_config.json"
+
     def artefact_bytes(self) -> int | None:
         """Bytes on disk of what this path built (None when it reuses the source checkpoint)."""
         return None
