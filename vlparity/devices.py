@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from vlparity.errors import DeviceUnavailableError, UsageError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the pytest plugin checks options without paying for it
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
@@ -13,6 +16,8 @@ DEVICE_MAP_CHOICES = ("auto", "balanced", "balanced_low_0", "sequential")  # acc
 
 def resolve_device(name: str) -> torch.device:
     """Map ``auto|cpu|cuda[:N]`` to a torch device that exists here."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
@@ -37,6 +42,8 @@ def resolve_device(name: str) -> torch.device:
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto`` is float32 on every device: the parity reference, and what the tolerance profiles were measured in
     (an fp32 ONNX vision encoder judged against a bfloat16 original would fail on the reference's own rounding)."""
+    import torch
+
     if name == "auto":
         return torch.float32
     if name not in DTYPE_CHOICES:
@@ -55,9 +62,15 @@ def check_device_map(name: str | None, device: torch.device | None = None) -> st
         return None
     if name not in DEVICE_MAP_CHOICES:
         raise UsageError(f"--device-map {name!r} is not one of none, {', '.join(DEVICE_MAP_CHOICES)}.")
-    if device is not None and device.type == "cpu" and torch.cuda.is_available():
+    if device is not None and device.type == "cpu" and _cuda_available():
         raise UsageError(
             f"--device-map {name} places the language model on the GPUs, but --device is cpu. Use --device cuda (or "
             "auto) with it, or drop --device-map to run on the CPU."
         )
     return name
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

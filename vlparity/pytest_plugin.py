@@ -8,94 +8,175 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from vlparity.devices import DEVICE_MAP_CHOICES, DTYPE_CHOICES, check_device_map, resolve_device
+# Light imports only: pytest loads this plugin in every run of every project where vlparity is installed, so torch,
+# transformers and the runners are imported when a vlparity fixture is first used, never at start-up.
+from vlparity.devices import DEVICE_CHOICES, DEVICE_MAP_CHOICES, DTYPE_CHOICES, check_device_map
 from vlparity.errors import VlparityError
-from vlparity.paths import REFERENCE_PATH, parse_path_names
-from vlparity.report.json_report import report_from_dict, report_to_dict
-from vlparity.report.merge import ReportShare, merge_reports
-from vlparity.report.model import ParityReport
-from vlparity.runtime.ort import OrtOptions, parse_provider_options, requested_provider
-from vlparity.session import DEFAULT_CACHE_DIR, ParitySession, RunSettings
+from vlparity.path_names import REFERENCE_PATH, parse_path_names
+from vlparity.report import REPORT_SUFFIXES
+from vlparity.runtime.ort import EP_CHOICES, parse_provider_options
 
-SESSION_KEY = pytest.StashKey[ParitySession]()
-OPTIONS = {
-    # option: (ini name, default, help)
-    "model": ("vlparity_model", None, "checkpoint dir or hub id (default: bundled Qwen2.5-VL fixture)"),
-    "device": ("vlparity_device", "auto", "auto, cpu, cuda or cuda:N; cuda without a GPU is a usage error"),
-    "dtype": ("vlparity_dtype", "auto", f"one of {', '.join(DTYPE_CHOICES)} (auto: float32, the reference)"),
-    "paths": ("vlparity_paths", "all", "comma-separated paths to compare against original, or all"),
-    "parity-report": ("vlparity_report", None, "write the parity report here: .json, .md or .html (by suffix)"),
-    "max-new-tokens": ("vlparity_max_new_tokens", "16", "greedy tokens generated per sample"),
-    "vlparity-cache-dir": ("vlparity_cache_dir", str(DEFAULT_CACHE_DIR), "artefact cache (relative to rootdir)"),
-    "ep": ("vlparity_ep", "cpu", "ONNX Runtime execution provider: cpu, cuda, vitisai or auto"),
-    "ep-option": ("vlparity_ep_options", "", "comma-separated KEY=VALUE provider options"),
-    "allow-ep-fallback": ("vlparity_allow_ep_fallback", "false", "true: accept an EP that executed no node"),
-    "device-map": ("vlparity_device_map", "none", f"none or {', '.join(DEVICE_MAP_CHOICES)}: accelerate places the LM"),
-    "trust-remote-code": ("vlparity_trust_remote_code", "false", "true: let transformers run a checkpoint's own code"),
+if TYPE_CHECKING:
+    from vlparity.report.model import ParityReport
+    from vlparity.session import ParitySession, RunSettings
+
+SESSION_KEY = pytest.StashKey["ParitySession"]()
+DEFAULT_CACHE_DIR = ".vlparity-cache"  # as vlparity.session's, which this module must not import at start-up
+
+
+@dataclass(frozen=True)
+class PluginOption:
+    """One ``--vlparity-*`` command-line option and its ``vlparity_*`` ini key (a flag given wins over the ini)."""
+
+    name: str  # the part after ``--vlparity-``; the ini key is ``vlparity_`` + name with ``_`` for ``-``
+    type: str  # pytest ini type: string, int or bool (a bool option is a flag on the command line)
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def flag(self) -> str:
+        return f"--vlparity-{self.name}"
+
+    @property
+    def ini(self) -> str:
+        return "vlparity_" + self.name.replace("-", "_")
+
+
+OPTIONS: dict[str, PluginOption] = {
+    option.name: option
+    for option in (
+        PluginOption("model", "string", "", "checkpoint dir or hub id (default: bundled Qwen2.5-VL fixture)"),
+        PluginOption("device", "string", "auto", "auto, cpu, cuda or cuda:N; cuda without a GPU is a usage error"),
+        PluginOption("dtype", "string", "auto", "auto is float32, the reference's dtype", DTYPE_CHOICES),
+        PluginOption("paths", "string", "all", "comma-separated paths to compare against original, or all"),
+        PluginOption("report", "string", "", f"write the parity report here, by suffix: {', '.join(REPORT_SUFFIXES)}"),
+        PluginOption("max-new-tokens", "int", 16, "greedy tokens generated per sample"),
+        PluginOption("cache-dir", "string", DEFAULT_CACHE_DIR, "artefact cache (relative to rootdir)"),
+        PluginOption("ep", "string", "cpu", "ONNX Runtime execution provider", EP_CHOICES),
+        PluginOption("ep-option", "string", "", "comma-separated KEY=VALUE provider options"),
+        PluginOption("allow-ep-fallback", "bool", False, "accept an execution provider that executed no node"),
+        PluginOption("device-map", "string", "none", "accelerate places the LM", ("none", *DEVICE_MAP_CHOICES)),
+        PluginOption("trust-remote-code", "bool", False, "let transformers run a checkpoint's own code"),
+    )
 }
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("vlparity", "vlparity: vision-language model parity")
-    for option, (ini, default, help_text) in OPTIONS.items():
-        flag = {"action": "store_const", "const": "true"} if default == "false" else {}
-        group.addoption(f"--{option}", dest=ini, default=None, help=f"{help_text} [ini: {ini}]", **flag)
-        parser.addini(ini, help=help_text, default=default)
+    for option in OPTIONS.values():
+        kwargs: dict[str, Any] = {"action": "store_true"} if option.type == "bool" else {"choices": option.choices}
+        if option.type == "int":
+            kwargs["type"] = int
+        group.addoption(option.flag, dest=option.ini, default=None, help=f"{option.help} [ini: {option.ini}]", **kwargs)
+        parser.addini(option.ini, help=option.help, type=option.type, default=option.default)
 
 
-def _option(config: pytest.Config, option: str) -> str | None:
-    ini = OPTIONS[option][0]
-    value = config.getoption(ini)
-    return value if value is not None else config.getini(ini)
+def _option(config: pytest.Config, name: str) -> Any:
+    """The command-line value of ``--vlparity-<name>`` if given, else its ini value (typed by pytest)."""
+    option = OPTIONS[name]
+    value = config.getoption(option.ini)
+    given = value is not None and value is not False  # a flag not given reads False; 0 is a given value
+    return value if given else config.getini(option.ini)
 
 
-def _flag(config: pytest.Config, option: str) -> bool:
-    return str(_option(config, option)).lower() in ("1", "true", "yes")
+def _check_options(config: pytest.Config) -> None:
+    """Every check that needs no torch, onnxruntime or model: a typo is a usage error before collection."""
+    for option in OPTIONS.values():
+        value = _option(config, option.name)
+        if option.choices and value not in option.choices:
+            raise pytest.UsageError(f"{option.ini} = {value!r}: not one of {', '.join(option.choices)}")
+    if _option(config, "max-new-tokens") < 1:
+        raise pytest.UsageError(f"--vlparity-max-new-tokens {_option(config, 'max-new-tokens')}: must be ≥ 1")
+    report = _option(config, "report")
+    if report and Path(report).suffix.lower() not in REPORT_SUFFIXES:
+        raise pytest.UsageError(
+            f"--vlparity-report {report}: unknown suffix {Path(report).suffix or '(none)'!r}; "
+            f"use one of {', '.join(REPORT_SUFFIXES)}"
+        )
+    device = str(_option(config, "device"))
+    if device not in DEVICE_CHOICES and not device.startswith("cuda:"):
+        raise pytest.UsageError(f"--vlparity-device {device!r}: not one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
+    try:
+        parse_path_names(str(_option(config, "paths")))
+        parse_provider_options(_provider_option_items(config))
+        check_device_map(str(_option(config, "device-map")))
+    except VlparityError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _provider_option_items(config: pytest.Config) -> list[str]:
+    return [item for item in str(_option(config, "ep-option")).split(",") if item]
 
 
 def settings_from_config(config: pytest.Config) -> RunSettings:
-    cache_dir = Path(str(_option(config, "vlparity-cache-dir")))
-    try:
-        max_new_tokens = int(str(_option(config, "max-new-tokens")))
-    except ValueError:
-        raise pytest.UsageError(f"--max-new-tokens {_option(config, 'max-new-tokens')!r}: not an integer") from None
+    """The run's settings from the options (imports the session module: call it where a parity test needs it)."""
+    from vlparity.runtime.ort import OrtOptions
+    from vlparity.session import RunSettings
+
+    cache_dir = Path(str(_option(config, "cache-dir")))
     return RunSettings(
-        model=_option(config, "model"),
+        model=_option(config, "model") or None,
         device=str(_option(config, "device")),
         dtype=str(_option(config, "dtype")),
         paths=tuple(str(_option(config, "paths")).split(",")),
-        max_new_tokens=max_new_tokens,
+        max_new_tokens=int(_option(config, "max-new-tokens")),
         cache_dir=cache_dir if cache_dir.is_absolute() else config.rootpath / cache_dir,
         ort=OrtOptions(
             ep=str(_option(config, "ep")),
-            provider_options=parse_provider_options([i for i in str(_option(config, "ep-option")).split(",") if i]),
-            allow_fallback=_flag(config, "allow-ep-fallback"),
+            provider_options=parse_provider_options(_provider_option_items(config)),
+            allow_fallback=bool(_option(config, "allow-ep-fallback")),
         ),
         device_map=check_device_map(str(_option(config, "device-map"))),
-        trust_remote_code=_flag(config, "trust-remote-code"),
+        trust_remote_code=bool(_option(config, "trust-remote-code")),
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Reject impossible options before collection: asking for CUDA without one is an error, not a skip."""
+    """Register the marker and reject impossible options before collection. Checks that need torch or onnxruntime
+    (CUDA present, the execution provider in this build) run only when such a device or provider is asked for:
+    asking for CUDA without one is an error, not a skip."""
+    config.addinivalue_line(
+        "markers", "vlparity: a test that uses the shared parity session (added automatically; select with -m vlparity)"
+    )
+    _check_options(config)
     try:
-        settings = settings_from_config(config)
-        resolve_device(settings.device)
-        parse_path_names(settings.paths)
-        requested_provider(settings.ort)
+        if str(_option(config, "device")).startswith("cuda"):
+            from vlparity.devices import resolve_device
+
+            resolve_device(str(_option(config, "device")))
+        if _option(config, "ep") != "cpu":
+            from vlparity.runtime.ort import OrtOptions, requested_provider
+
+            requested_provider(OrtOptions(ep=str(_option(config, "ep"))))
     except VlparityError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "candidate_path" in metafunc.fixturenames:
-        names = [n for n in parse_path_names(settings_from_config(metafunc.config).paths) if n != REFERENCE_PATH]
-        metafunc.parametrize("candidate_path", names, ids=names, scope="session")
+        names = [n for n in parse_path_names(str(_option(metafunc.config, "paths"))) if n != REFERENCE_PATH]
+        metafunc.parametrize("candidate_path", names, ids=names, scope="session", indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a vlparity fixture, so ``-m vlparity`` / ``-m "not vlparity"`` select them."""
+    for item in items:
+        if {"parity_session", "candidate_path"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker("vlparity")
+
+
+@pytest.fixture(scope="session")
+def candidate_path(request: pytest.FixtureRequest) -> str:
+    """Name of a path judged against ``original`` (``split``, ``onnx``, …): a test using it runs once per enabled
+    path (``--vlparity-paths``)."""
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +184,8 @@ def parity_session(request: pytest.FixtureRequest) -> ParitySession:
     """The run's one ``ParitySession``: paths are built once and every parity test records into it."""
     config = request.config
     if SESSION_KEY not in config.stash:
+        from vlparity.session import ParitySession
+
         try:
             config.stash[SESSION_KEY] = ParitySession(settings_from_config(config))
         except VlparityError as exc:
@@ -118,6 +201,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     parity = config.stash.get(SESSION_KEY, None)
     if hasattr(config, "workeroutput") and parity is not None:
+        from vlparity.report.json_report import report_to_dict
+
         share = {"report": report_to_dict(parity.report()), "durations": parity.stage_durations()}
         config.workeroutput["vlparity"] = json.dumps(share)  # NaN/Inf survive Python's own JSON round trip
 
@@ -138,6 +223,9 @@ def _run_report(config: pytest.Config) -> ParityReport | None:
     shares = config.stash.get(WORKER_SHARES_KEY, [])
     if not shares:
         return None
+    from vlparity.report.json_report import report_from_dict
+    from vlparity.report.merge import ReportShare, merge_reports
+
     return merge_reports([ReportShare(report_from_dict(s["report"]), s["durations"]) for s in shares])
 
 
@@ -154,7 +242,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(render_table(report))
     else:
         terminalreporter.write_line("no parity check ran through the shared parity_session in this run")
-    report_path = _option(config, "parity-report")
+    report_path = _option(config, "report")
     if report_path:
         from vlparity.report import write_report
 

@@ -47,7 +47,7 @@ def cli_settings(flag: list[str], _: pytest.Pytester) -> RunSettings:
 
 
 def plugin_settings(flag: list[str], pytester: pytest.Pytester) -> RunSettings:
-    return settings_from_config(pytester.parseconfig(*flag))
+    return settings_from_config(pytester.parseconfig(*(item.replace("--", "--vlparity-", 1) for item in flag)))
 
 
 @pytest.mark.parametrize("front_end", [cli_settings, plugin_settings], ids=["cli", "pytest plugin"])

@@ -56,8 +56,8 @@ def test_two_workers_give_one_table_and_one_report(pytester: pytest.Pytester, tm
     pytester.makepyfile(TWO_SAMPLES)
     report = pytester.path / "parity.json"
     result = pytester.runpytest_subprocess(
-        "-n", "2", "--device", "cpu", "--paths", "original,split", "--max-new-tokens", "2",
-        f"--vlparity-cache-dir={tmp_path}", f"--parity-report={report}",
+        "-n", "2", "--vlparity-device", "cpu", "--vlparity-paths", "original,split", "--vlparity-max-new-tokens", "2",
+        f"--vlparity-cache-dir={tmp_path}", f"--vlparity-report={report}",
     )  # fmt: skip
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*vlparity parity summary*", "split*tokens*2*0*PASS", "overall: PASS"])

@@ -1,4 +1,5 @@
-"""The pytest11 plugin: option group, usage errors, parametrization, summary table and JSON report."""
+"""The pytest11 plugin: prefixed options, usage errors at start-up, fixtures and marker, lazy imports, the summary
+table and the report file."""
 
 from __future__ import annotations
 
@@ -18,18 +19,102 @@ def test_split(parity_session, candidate_path):
     assert parity_session.check_tokens(candidate_path, sample).passed
 """
 
+UNRELATED_TEST = """
+import sys
 
-def test_help_shows_a_vlparity_option_group(pytester: pytest.Pytester) -> None:
+def test_unrelated():
+    assert True
+
+def test_the_plugin_imported_no_heavy_module():
+    heavy = {"torch", "transformers", "onnxruntime", "numpy", "vlparity.session", "vlparity.paths"}
+    assert not heavy & set(sys.modules)
+"""
+
+
+def test_help_shows_a_vlparity_option_group_with_prefixed_options(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--help")
-    result.stdout.fnmatch_lines(["vlparity: vision-language model parity:", "*--model=*", "*--parity-report=*"])
+    result.stdout.fnmatch_lines(["vlparity: vision-language model parity:", "*--vlparity-model=*"])
+    result.stdout.fnmatch_lines(["*--vlparity-report=*"])
+    result.stdout.no_fnmatch_line("  --model*")
+
+
+def test_a_project_defining_its_own_model_option_still_starts(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        "def pytest_addoption(parser):\n    parser.addoption('--model', default='mine')\n"
+        "import pytest\n@pytest.fixture\ndef model(request):\n    return request.config.getoption('--model')\n"
+    )
+    pytester.makepyfile("def test_model(model):\n    assert model == 'theirs'\n")
+    result = pytester.runpytest_subprocess("--model", "theirs")
+    result.assert_outcomes(passed=1)
+
+
+def test_an_unrelated_test_run_imports_no_heavy_module(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(UNRELATED_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_a_gpu_is_a_usage_error_not_a_skip(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PARITY_TEST)
-    result = pytester.runpytest_subprocess("--device", "cuda")
+    result = pytester.runpytest_subprocess("--vlparity-device", "cuda")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*no CUDA device is available*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--vlparity-report", "out/parity.pdf"], "*--vlparity-report out/parity.pdf: unknown suffix '.pdf'*"),
+        (["--vlparity-dtype", "float8"], "*--vlparity-dtype: invalid choice: 'float8'*"),
+        (["--vlparity-max-new-tokens", "0"], "*--vlparity-max-new-tokens 0: must be ≥ 1*"),
+        (["--vlparity-max-new-tokens", "many"], "*--vlparity-max-new-tokens: invalid int value: 'many'*"),
+        (["--vlparity-device", "tpu"], "*--vlparity-device 'tpu': not one of auto, cpu, cuda*"),
+        (["--vlparity-ep-option", "novalue"], "*--ep-option 'novalue': expected KEY=VALUE*"),
+    ],
+    ids=["report suffix", "dtype", "zero tokens", "non-integer tokens", "device", "provider option"],
+)
+def test_a_bad_option_is_a_usage_error_before_any_test_runs(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile(PARITY_TEST)
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    result.stdout.no_fnmatch_line("*test_split*")
+
+
+def test_ini_options_are_typed_and_honoured(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nvlparity_paths = original,unknown-path\n")
+    pytester.makepyfile(PARITY_TEST)
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown path(s) unknown-path*"])
+
+
+def test_ini_values_arrive_as_int_and_bool(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nvlparity_max_new_tokens = 3\nvlparity_trust_remote_code = true\n")
+    pytester.makepyfile(
+        "from vlparity.pytest_plugin import settings_from_config\n"
+        "def test_settings(pytestconfig):\n"
+        "    settings = settings_from_config(pytestconfig)\n"
+        "    assert settings.max_new_tokens == 3 and settings.trust_remote_code is True\n"
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_candidate_path_is_a_listed_fixture_and_the_marker_is_registered(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PARITY_TEST)
+    fixtures = pytester.runpytest_subprocess("--fixtures")
+    fixtures.stdout.fnmatch_lines(["candidate_path*", "*Name of a path judged against*"])
+    markers = pytester.runpytest_subprocess("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.vlparity*"])
+
+
+def test_parity_tests_are_marked_and_deselectable(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PARITY_TEST + "\n\ndef test_unrelated():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-m", "not vlparity", "--vlparity-paths", "original,split,onnx")
+    result.assert_outcomes(passed=1, deselected=2)
 
 
 def test_run_prints_the_summary_and_writes_the_report(pytester: pytest.Pytester, tmp_path_factory) -> None:
@@ -37,14 +122,14 @@ def test_run_prints_the_summary_and_writes_the_report(pytester: pytest.Pytester,
     report = pytester.path / "parity.json"
     cache = tmp_path_factory.mktemp("cache")
     result = pytester.runpytest_subprocess(
-        "--device",
+        "--vlparity-device",
         "cpu",
-        "--paths",
+        "--vlparity-paths",
         "original,split",
-        "--max-new-tokens",
+        "--vlparity-max-new-tokens",
         "4",
         f"--vlparity-cache-dir={cache}",
-        f"--parity-report={report}",
+        f"--vlparity-report={report}",
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
@@ -52,11 +137,3 @@ def test_run_prints_the_summary_and_writes_the_report(pytester: pytest.Pytester,
     )
     data = json.loads(report.read_text())
     assert data["paths"]["split"]["passed"] is True
-
-
-def test_ini_options_are_honoured(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nvlparity_paths = original,unknown-path\n")
-    pytester.makepyfile(PARITY_TEST)
-    result = pytester.runpytest_subprocess()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown path(s) unknown-path*"])

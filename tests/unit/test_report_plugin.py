@@ -1,4 +1,4 @@
-"""The pytest plugin's report outputs: ``--parity-report`` by suffix, and the Markdown job summary for GitHub."""
+"""The pytest plugin's report outputs: ``--vlparity-report`` by suffix, and the Markdown job summary for GitHub."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class _Config:
 
     def __init__(self, **options: str | None) -> None:
         self.stash = {SESSION_KEY: _Session()}
-        self._options = {OPTIONS[name][0]: value for name, value in options.items()}
+        self._options = {OPTIONS[name].ini: value for name, value in options.items()}
 
     def getoption(self, name: str) -> str | None:
         return self._options.get(name)
@@ -51,7 +51,7 @@ def _summarise(**options: str | None) -> _Terminal:
 
 def test_the_report_suffix_picks_markdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    _summarise(**{"parity-report": str(tmp_path / "parity.md")})
+    _summarise(**{"report": str(tmp_path / "parity.md")})
     assert (tmp_path / "parity.md").read_text().startswith("## vlparity parity report")
 
 
@@ -59,7 +59,7 @@ def test_an_unknown_suffix_is_reported_in_red_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    terminal = _summarise(**{"parity-report": str(tmp_path / "parity.xml")})
+    terminal = _summarise(**{"report": str(tmp_path / "parity.xml")})
     line, markup = terminal.lines[-1]
     assert "parity.xml" in line and ".json, .md, .html" in line and markup == {"red": True}
     assert list(tmp_path.iterdir()) == []
@@ -104,9 +104,9 @@ def test_a_real_run_writes_html_and_the_job_summary(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     cache = tmp_path_factory.mktemp("cache")
     result = pytester.runpytest_subprocess(
-        *("--device", "cpu", "--paths", "original,split", "--max-new-tokens", "4"),
+        *("--vlparity-device", "cpu", "--vlparity-paths", "original,split", "--vlparity-max-new-tokens", "4"),
         f"--vlparity-cache-dir={cache}",
-        f"--parity-report={report}",
+        f"--vlparity-report={report}",
     )
     result.assert_outcomes(passed=1)
     page = report.read_text()

@@ -13,11 +13,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from vlparity.errors import ArtefactError, UsageError, VlparityError
+
+if TYPE_CHECKING:  # annotations only: the pytest plugin reads EP_CHOICES at start-up without importing numpy
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
