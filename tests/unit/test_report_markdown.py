@@ -40,7 +40,7 @@ def test_kl_and_same_top1_are_shown_as_judged_with_their_limits() -> None:
     columns = dict(zip(header.split(" | "), cells, strict=True))
     assert columns["KL/limit"] == "0.0008/0.01 (settled steps, p ≥ 0.9; all steps 0.0405, 1 ambiguous)"
     assert columns["same top-1/limit"] == "1/0.9 (settled steps; all steps 1)"
-    assert columns["kernel \\|Δlogit\\|/limit"] == "0.005/0.02"
+    assert columns["kernel \\|Δlogit\\|/limit"] == "0.005/0.02" and columns["weight rel L2/limit"] == "0.19/0.35"
 
 
 def test_a_degenerate_reference_gets_a_warnings_section() -> None:

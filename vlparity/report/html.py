@@ -109,7 +109,7 @@ def _num(text: str) -> str:
 
 
 def _summary(report: ParityReport) -> str:
-    columns = "".join(f"<th>{escape(column)}</th>" for column in SUMMARY_COLUMNS)
+    columns = "".join(f"<th>{escape(column)}</th>" for column in SUMMARY_COLUMNS.values())
     head = (
         "<tr><th>path</th><th>description</th><th>vision checks (failed)</th><th>token checks (failed)</th>"
         f"{columns}<th>artefact</th><th>verdict</th></tr>"

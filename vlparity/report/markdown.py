@@ -39,7 +39,7 @@ def render_markdown(report: ParityReport) -> str:
         + (f", {md_text(tolerance_label(report))}" if tolerance_label(report) else ""),
         "",
         "| path | vision checks (failed) | token checks (failed) | "
-        + " | ".join(md_text(column) for column in SUMMARY_COLUMNS)
+        + " | ".join(md_text(column) for column in SUMMARY_COLUMNS.values())
         + " | verdict |",
         "| --- " * (len(SUMMARY_COLUMNS) + 4) + "|",
     ]

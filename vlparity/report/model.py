@@ -75,6 +75,7 @@ class PathReport:
             "min_settled_same_top1_rate": _worst(checks, "settled_same_top1_rate", min),
             "ambiguous_steps": sum(check.metrics.get("ambiguous_steps") or 0 for check in checks),
             "kernel_max_abs_logit": _worst(checks, "kernel_max_abs_logit", max),
+            "weight_max_rel_l2": _worst(checks, "weight_max_rel_l2", max),
         }
 
 

@@ -113,7 +113,8 @@ def vision_gates(report: ParityReport, path: PathReport) -> list[Gate]:
 
 def token_gates(report: ParityReport, path: PathReport) -> list[Gate]:
     """Tokens under the path's rule, the teacher-forced KL and same-top-1 rate the gate judged (settled steps where the
-    profile has ``settled_p``, with the all-steps figure beside them) and, for quantized paths, the kernel error."""
+    profile has ``settled_p``, with the all-steps figure beside them) and, for quantized paths, the kernel error and the
+    worst linear's weight error."""
     summary, tolerance = path.tokens_summary(), report.tolerance_of(path.name)
     rule = "" if tolerance is None else "rule exact" if tolerance.tokens == "exact" else f"rule top-{tolerance.top_k}"
     settled_p, ambiguous = tolerance.settled_p if tolerance else 0.0, summary["ambiguous_steps"]
@@ -137,22 +138,25 @@ def token_gates(report: ParityReport, path: PathReport) -> list[Gate]:
         gates.append(
             Gate("kernel |Δlogit|", fmt(summary["kernel_max_abs_logit"]), _limit(tolerance.kernel_max_abs_logit))
         )
+    if tolerance is not None and math.isfinite(tolerance.weight_max_rel_l2):
+        gates.append(Gate("weight rel L2", fmt(summary["weight_max_rel_l2"]), _limit(tolerance.weight_max_rel_l2)))
     return gates
 
 
-SUMMARY_COLUMNS = (
-    "max |Δ|/atol", "min cosine/limit", "rel L2/limit", "exact", "1st divergence", "KL/limit", "same top-1/limit",
-    "kernel |Δlogit|/limit",
-)  # fmt: skip
+SUMMARY_COLUMNS = {  # gate label → column header of the Markdown and HTML summaries
+    "max|Δ|": "max |Δ|/atol", "min cos": "min cosine/limit", "rel L2": "rel L2/limit", "exact": "exact",
+    "1st div": "1st divergence", "KL": "KL/limit", "top1": "same top-1/limit",
+    "kernel |Δlogit|": "kernel |Δlogit|/limit", "weight rel L2": "weight rel L2/limit",
+}  # fmt: skip
 
 
 def summary_cells(report: ParityReport, path: PathReport) -> list[str]:
-    """The cells under ``SUMMARY_COLUMNS`` (Markdown and HTML summaries): each judged figure with its limit."""
-    vision = [gate.cell for gate in vision_gates(report, path)] if path.vision_summary()["checks"] else ["-"] * 3
-    if not path.tokens_summary()["checks"]:
-        return [*vision, *["-"] * 5]
-    tokens = [gate.cell for gate in token_gates(report, path)]
-    return [*vision, *tokens, *["-"] * (len(SUMMARY_COLUMNS) - len(vision) - len(tokens))]
+    """The cells under ``SUMMARY_COLUMNS`` (Markdown and HTML summaries): each judged figure with its limit, ``-``
+    where the path ran no such check or its profile has no such limit."""
+    gates = vision_gates(report, path) if path.vision_summary()["checks"] else []
+    gates += token_gates(report, path) if path.tokens_summary()["checks"] else []
+    cells = {gate.label: gate.cell for gate in gates}
+    return [cells.get(label, "-") for label in SUMMARY_COLUMNS]
 
 
 REPEAT_RUN = 4  # a reference answer that repeats one token this many times in a row, over half its length, is a loop
