@@ -28,6 +28,7 @@ from vlparity.parity.verdict import first_failing, judge_tokens, judge_vision
 from vlparity.parity.weights import LinearError, judge_weights
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
 from vlparity.paths.base import capture_decoder_states, embedding_arrays
+from vlparity.paths.onnx import ThirdOpinionUnavailableError
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 from vlparity.runtime.ort import OrtOptions
 
@@ -53,13 +54,16 @@ def _describe_diagnosis(diagnosis: dict[str, Any]) -> tuple[str, ...]:
             if block is not None
             else "all vision blocks agree: the divergence starts in the merger or the output reordering"
         )
-    if "attribution" in diagnosis:
+    attribution = diagnosis.get("attribution")
+    if attribution == "onnxruntime":
+        lines.append("onnx.reference agrees with PyTorch, ONNX Runtime does not: a runtime problem")
+    elif attribution == "exporter":
         lines.append(
-            "onnx.reference agrees with PyTorch, ONNX Runtime does not: a runtime problem"
-            if diagnosis["attribution"] == "onnxruntime"
-            else "onnx.reference disagrees with PyTorch too: the exported graph or the inputs fed to it are wrong "
+            "onnx.reference disagrees with PyTorch too: the exported graph or the inputs fed to it are wrong "
             "(exporter problem)"
         )
+    elif attribution is not None:
+        lines.append(f"onnx.reference third opinion: {attribution}")
     return tuple(lines)
 
 
@@ -256,9 +260,14 @@ class ParitySession:
             diagnosis["first_diverging_block"] = block
             diagnosis["block_max_abs_err"] = [c.max_abs_err for c in comparisons]
         reference_embeddings = self.embeddings(REFERENCE_PATH, sample)
-        patches = sum(embedding.shape[0] for embedding in reference_embeddings) * 4
+        merge = self.context.source.config["vision_config"]["spatial_merge_size"]
+        patches = sum(embedding.shape[0] for embedding in reference_embeddings) * merge**2
         if hasattr(candidate, "reference_evaluator_embeddings") and patches <= THIRD_OPINION_MAX_PATCHES:
-            third = candidate.reference_evaluator_embeddings(sample)
+            try:
+                third = candidate.reference_evaluator_embeddings(sample)
+            except ThirdOpinionUnavailableError as exc:  # the verdict stands; only this attribution is missing
+                diagnosis["attribution"] = f"not applicable ({exc})"
+                return diagnosis
             exporter_ok = len(third) == len(reference_embeddings) and all(
                 judge_vision(compare_tensors(r, t, tolerance.vision_atol, tolerance.vision_rtol), tolerance).passed
                 for r, t in zip(reference_embeddings, third, strict=True)

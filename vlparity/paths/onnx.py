@@ -32,6 +32,13 @@ from vlparity.runtime.ort import AuditedSession, OrtOptions
 
 log = logging.getLogger(__name__)
 ONNX_KIND = "onnx-vision"
+STANDARD_DOMAINS = ("", "ai.onnx")  # the operator sets onnx.reference implements
+
+
+class ThirdOpinionUnavailableError(Exception):
+    """``onnx.reference`` cannot run this graph: the third opinion is not applicable (not a fault of the model)."""
+
+
 # Traced example: two images of different sizes, so every segment dimension is seen as dynamic (size > 1). In merged
 # tokens (rows, columns): multiplied by the merge size, as the processor's grids always are.
 EXAMPLE_MERGED_GRID = [[1, 8, 10], [1, 6, 14]]
@@ -135,12 +142,24 @@ class OnnxPath(SplitPath):
         return self.session.run(self.feeds(pixel_values, grid_thw), names)
 
     def reference_evaluator_embeddings(self, sample: Sample) -> list[np.ndarray]:
-        """Third opinion: the same ONNX file run by ``onnx.reference`` (slow; meant for small inputs)."""
+        """Third opinion: the same ONNX file run by ``onnx.reference`` (slow; meant for small inputs). Raises
+        ``ThirdOpinionUnavailableError`` for a graph it cannot run, e.g. one ORT's offline optimization wrote, whose
+        contrib ops (``com.microsoft.FusedMatMul`` …) only ONNX Runtime implements."""
+        import onnx
         from onnx.reference import ReferenceEvaluator
 
+        graph = onnx.load(str(self.model_path), load_external_data=False).graph
+        contrib = sorted(
+            {f"{node.domain}.{node.op_type}" for node in graph.node if node.domain not in STANDARD_DOMAINS}
+        )
+        if contrib:
+            raise ThirdOpinionUnavailableError(f"contrib ops: {', '.join(contrib)}")
         inputs = self.preprocess(sample)
-        evaluator = ReferenceEvaluator(str(self.model_path))
-        (embeds,) = evaluator.run(["image_embeds"], self.feeds(inputs["pixel_values"], inputs["image_grid_thw"]))
+        try:
+            evaluator = ReferenceEvaluator(str(self.model_path))
+            (embeds,) = evaluator.run(["image_embeds"], self.feeds(inputs["pixel_values"], inputs["image_grid_thw"]))
+        except NotImplementedError as exc:
+            raise ThirdOpinionUnavailableError(f"onnx.reference lacks an operator: {exc}") from exc
         merge = self.language.config.vision_config.spatial_merge_size
         return [
             np.asarray(chunk, np.float32)
