@@ -174,12 +174,17 @@ def test_the_clean_metrics_pass_every_profile() -> None:
             assert _vision(tolerance).passed and _tokens(tolerance, kernel=0.0).passed
 
 
-def test_embeddings_scaled_by_1_2_fail_the_fp16_relative_l2_limit() -> None:
-    """Issue #14: ×1.2 (rel L2 0.2) passed onnx-fp16 because cosine is blind to scale and atol is inf."""
-    fp16 = tolerance_for("onnx-fp16")
+@pytest.mark.parametrize(("path", "scale"), [("onnx-fp16", 1.2), ("onnx-int8", 2.0)])
+def test_scaled_embeddings_fail_the_relative_l2_limit(path: str, scale: float) -> None:
+    """Issue #14: ×1.2 passed onnx-fp16 and ×2 passed onnx-int8: cosine is blind to scale and their atol is inf."""
+    tolerance = tolerance_for(path)
     reference = np.random.default_rng(0).standard_normal((16, 32))
-    verdict = judge_vision(compare_tensors(reference, reference * 1.2, fp16.vision_atol, fp16.vision_rtol), fp16)
-    assert not verdict.passed and "vision_max_rel_l2" in verdict.reasons[0]
+    comparison = compare_tensors(reference, reference * scale, tolerance.vision_atol, tolerance.vision_rtol)
+    verdict = judge_vision(comparison, tolerance)
+    assert not verdict.passed and verdict.reasons == (
+        f"relative L2 error {scale - 1:.3g} > {tolerance.vision_max_rel_l2:g} (vision_max_rel_l2): the embeddings' "
+        "scale or direction changed",
+    )
 
 
 def test_an_element_within_rtol_of_its_reference_passes_beyond_atol() -> None:
