@@ -11,7 +11,8 @@ from vlparity.errors import ModelNotFoundError, ModelWeightsError
 from vlparity.hashing import digest_of, tree_sha256
 from vlparity.safe_paths import safe_join
 
-FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
+# vlparity/_fixtures links to the checkout's fixtures/ and holds its files in an installed wheel: one lookup for both
+FIXTURES_DIR = (Path(__file__).parent / "_fixtures").resolve()
 DEFAULT_MODEL = FIXTURES_DIR / "qwen2_5_vl"
 INDEX_NAME = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
