@@ -273,7 +273,128 @@ def check_awq_dir(directory: Path, context: PathContext) -> AwqArtefact:
     if not sorted(directory.glob("*.safetensors")):
         problems.append("no *.safetensors weights")
     _fail(directory, option, problems, "Fix config.json or re-quantize with vlparity quantize-awq.")
+    _fail(
+        directory, option, foreign_parts(directory, context),
+        "vlparity judges only the language model's weights in --awq-model and runs --model's vision tower, processor, "
+        "tokenizer, chat template and generation config with it, so a different one would pass unjudged. Copy the "
+        "file(s) named from --model into the folder (or delete them there), or pass the --model they belong to.",
+    )  # fmt: skip
     return AwqArtefact(directory=directory, group_size=int(group_size), bits=int(bits))
+
+
+# The parts of a checkpoint folder besides the LM weights, and the files that carry each (to name them).
+PART_FILES = {
+    "processor": ("preprocessor_config.json", "processor_config.json"),
+    "tokenizer": ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"),
+    "chat template": ("chat_template.jinja", "chat_template.json", "tokenizer_config.json"),
+}
+GENERATION_FILE = "generation_config.json"
+
+
+def _present(directory: Path, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if (directory / name).is_file()]
+
+
+def _vision_tensors(directory: Path) -> dict[str, tuple[Path, str]]:
+    """Vision tower tensors by name from ``visual.`` on (whatever prefix the checkpoint writes) → (file, key)."""
+    from safetensors import safe_open
+
+    found = {}
+    for path in sorted(directory.glob("*.safetensors")):
+        with safe_open(path, framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                if key.startswith(("visual.", "model.visual.")):
+                    found[key[key.index("visual.") :]] = (path, key)
+    return found
+
+
+def _vision_weight_problems(directory: Path, source: Path) -> list[str]:
+    """Every vision tensor the folder holds must be --model's cast to the folder's dtype (a float16 copy of a
+    bfloat16 source holds the same weights; any other change does not)."""
+    from safetensors import safe_open
+
+    expected, found = _vision_tensors(source), _vision_tensors(directory)
+    differing = []
+    for name in sorted(found.keys() & expected.keys()):
+        (path, key), (source_path, source_key) = found[name], expected[name]
+        with safe_open(path, framework="pt") as handle, safe_open(source_path, framework="pt") as source_handle:
+            tensor, reference = handle.get_tensor(key), source_handle.get_tensor(source_key)
+        if tensor.shape != reference.shape or not torch.equal(tensor, reference.to(tensor.dtype)):
+            differing.append(f"{path.name}: {key}")
+    problems = []
+    if differing:
+        problems.append(
+            f"{len(differing)} of its {len(found)} vision tensors differ from --model's ({', '.join(differing[:2])})"
+        )
+    unknown = sorted(found.keys() - expected.keys())
+    if unknown:
+        problems.append(f"it has vision tensors --model has not ({', '.join(unknown[:2])})")
+    return problems
+
+
+def _text_parts(directory: Path, trust_remote_code: bool) -> dict[str, Any]:
+    """What a deployment of the folder would preprocess and prompt with, for the parts it ships: image processor
+    settings, tokenizer (vocabulary, merges, added and special tokens), chat template."""
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    parts: dict[str, Any] = {}
+    try:
+        if _present(directory, PART_FILES["processor"]):
+            processor = AutoImageProcessor.from_pretrained(directory, trust_remote_code=trust_remote_code)
+            parts["processor"] = processor.to_dict()
+        if _present(directory, PART_FILES["tokenizer"] + PART_FILES["chat template"]):
+            tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code)
+            parts["tokenizer"] = (tokenizer.backend_tokenizer.to_str(), tokenizer.special_tokens_map)
+            parts["chat template"] = tokenizer.chat_template
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ArtefactContractError(
+            f"--awq-model {directory}: its processor or tokenizer files do not load "
+            f"({str(exc).splitlines()[0][:200]}). Copy them from --model, or delete them from the folder."
+        ) from exc
+    return parts
+
+
+def _generation_config(directory: Path) -> dict[str, Any] | None:
+    from transformers import GenerationConfig
+
+    if not (directory / GENERATION_FILE).is_file():
+        return None
+    try:
+        config = GenerationConfig.from_pretrained(directory).to_dict()
+    except (OSError, ValueError) as exc:
+        raise ArtefactContractError(f"--awq-model {directory / GENERATION_FILE}: not loadable ({exc}).") from exc
+    config.pop("transformers_version", None)
+    return config
+
+
+def _shown(config: dict[str, Any], key: str) -> str:
+    return "unset" if config.get(key) is None else repr(config[key])
+
+
+def foreign_parts(directory: Path, context: PathContext) -> list[str]:
+    """The parts of an AWQ folder besides its LM weights that differ from ``--model``'s, each with its file(s). A
+    part the folder does not ship is not compared: the path runs ``--model``'s."""
+    source = context.source.directory
+    problems = _vision_weight_problems(directory, source)
+    found = _text_parts(directory, context.trust_remote_code)
+    expected = _text_parts(source, context.trust_remote_code) if found else {}
+    problems += [
+        f"its {part} ({', '.join(_present(directory, PART_FILES[part]))}) differs from --model's"
+        for part, value in found.items()
+        if value != expected.get(part)
+    ]
+    generation = _generation_config(directory)
+    if generation is not None:
+        reference = _generation_config(source) or {}
+        changed = sorted(
+            key for key in generation.keys() | reference.keys() if generation.get(key) != reference.get(key)
+        )
+        if changed:
+            fields = ", ".join(
+                f"{key} {_shown(generation, key)} (--model: {_shown(reference, key)})" for key in changed[:4]
+            )
+            problems.append(f"its generation config ({GENERATION_FILE}) differs from --model's: {fields}")
+    return problems
 
 
 def _shape_problems(weights: Path, expected: dict[str, torch.Size], allowed_missing: set[str]) -> list[str]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from tests.parity.faults import perturb_merger_weight
 from vlparity.cli import EXIT_PARITY_FAILURE, EXIT_PASS, EXIT_USAGE, main
@@ -155,3 +157,65 @@ def test_a_faulty_external_split_fails_parity(external_split: Path, cache: Path,
         ["split", "--split-dir", str(external_split), *ONE_SAMPLE, "--output-dir", str(cache)], capsys
     )
     assert code == EXIT_PARITY_FAILURE and "FAIL split vision" in out
+
+
+def _edit_json(name: str, edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def plant(folder: Path) -> None:
+        document = json.loads((folder / name).read_text())
+        edit(document)
+        (folder / name).write_text(json.dumps(document))
+
+    return plant
+
+
+def _vision_weight_nudged(folder: Path) -> None:
+    tensors = load_file(folder / "model.safetensors")
+    tensors["model.visual.blocks.0.attn.proj.weight"][0, 0] += 1e-3
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+def _chat_template_changed(folder: Path) -> None:
+    template = folder / "chat_template.jinja"
+    template.write_text(template.read_text().replace("<|im_start|>assistant", "<|im_start|>helper"))
+
+
+# --awq-model is judged on its LM weights only; the awq path runs --model's vision tower, processor, tokenizer, chat
+# template and generation config. A folder whose copy of any of them differs is refused, naming the file.
+FOREIGN_PARTS = {
+    "vision-weights": (_vision_weight_nudged, "1 of its 54 vision tensors differ from --model's (model.safetensors: "),
+    "processor": (
+        _edit_json("processor_config.json", lambda d: d["image_processor"].update(image_mean=[0.5, 0.5, 0.5])),
+        "its processor (processor_config.json) differs from --model's",
+    ),
+    "tokenizer": (
+        _edit_json("tokenizer_config.json", lambda d: d.update(eos_token="<|endoftext|>")),
+        "its tokenizer (tokenizer.json, tokenizer_config.json) differs from --model's",
+    ),
+    "chat-template": (_chat_template_changed, "its chat template (chat_template.jinja, tokenizer_config.json) differs"),
+    "generation-config": (
+        _edit_json("generation_config.json", lambda d: d.update(do_sample=True, repetition_penalty=1.05)),
+        "its generation config (generation_config.json) differs from --model's: do_sample True (--model: unset), "
+        "repetition_penalty 1.05 (--model: unset)",
+    ),
+}
+
+
+@pytest.fixture
+def hub_awq(cache: Path, tmp_path: Path) -> Path:
+    pytest.importorskip("awq")
+    from vlparity.paths.awq import build_awq
+    from vlparity.quantize.awq import AwqSettings
+
+    return external_copy(build_awq(context_for("qwen2_5_vl", cache), AwqSettings()), tmp_path / "hub-awq")
+
+
+@pytest.mark.parametrize("part", FOREIGN_PARTS)
+def test_an_awq_folder_whose_non_lm_part_differs_from_the_models_exits_2_naming_the_file(
+    part: str, hub_awq: Path, cache: Path, capsys: pytest.CaptureFixture
+) -> None:
+    plant, named = FOREIGN_PARTS[part]
+    plant(hub_awq)
+    code, out, err = run_cli(["run-awq", "--awq-model", str(hub_awq), *ONE_SAMPLE, "--output-dir", str(cache)], capsys)
+    assert code == EXIT_USAGE and out == "" and "Traceback" not in err
+    assert f"--awq-model {hub_awq}: {named}" in err, err
+    assert "Copy the file(s) named from --model into the folder" in err
