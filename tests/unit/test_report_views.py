@@ -41,13 +41,13 @@ def test_overall_is_none_when_no_check_ran() -> None:
 def test_kl_shows_the_settled_figure_it_was_judged_on_next_to_its_limit() -> None:
     report = hesitating_awq_report()
     kl = next(gate for gate in token_gates(report, report.paths["awq"]) if gate.label == "KL")
-    assert str(kl) == "KL 0.0008/0.01 (settled steps, p ≥ 0.9; all steps 0.0405, 1 ambiguous)"
+    assert str(kl) == "KL 0.0008/0.01 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)"
 
 
 def test_every_gated_figure_has_its_limit() -> None:
     report = hesitating_awq_report()
     tokens = [str(gate) for gate in token_gates(report, report.paths["awq"])]
-    assert tokens[0] == "exact yes (rule top-5)" and "top1 1/0.9 (settled steps; all steps 1)" in tokens
+    assert tokens[0] == "exact yes (rule top-5)" and "top1 1/0.9 (settled steps)" in tokens
     assert tokens[-2:] == ["kernel |Δlogit| 0.005/0.02", "weight rel L2 0.19/0.35"]
     failing = build_report()
     vision = [str(gate) for gate in vision_gates(failing, failing.paths["onnx-int8"])]
@@ -85,3 +85,11 @@ def test_every_sample_answering_the_same_is_warned() -> None:
 def test_an_empty_reference_answer_is_warned() -> None:
     report = with_references(build_report(), ([2], ""), ([8, 9, 2], "b c"))
     assert reference_warnings(report) == ["degenerate reference on s0: an empty answer (1 tokens)"]
+
+
+def test_same_top1_shows_the_all_steps_rate_when_an_ambiguous_step_flipped() -> None:
+    """Issue #14's near tie: 0.875 over all steps, 1 over the settled ones the gate judged (limit 0.9)."""
+    report = hesitating_awq_report()
+    report.paths["awq"].checks[0].metrics["same_top1_rate"] = 0.875
+    top1 = next(gate for gate in token_gates(report, report.paths["awq"]) if gate.label == "top1")
+    assert str(top1) == "top1 1/0.9 (settled steps; all steps 0.875)"

@@ -118,21 +118,19 @@ def token_gates(report: ParityReport, path: PathReport) -> list[Gate]:
     summary, tolerance = path.tokens_summary(), report.tolerance_of(path.name)
     rule = "" if tolerance is None else "rule exact" if tolerance.tokens == "exact" else f"rule top-{tolerance.top_k}"
     settled_p, ambiguous = tolerance.settled_p if tolerance else 0.0, summary["ambiguous_steps"]
-    kl_note = f"settled steps, p ≥ {settled_p:g}" if settled_p else ""
+    kl_note = f"settled steps, p ≥ {settled_p:g}, {ambiguous} ambiguous" if settled_p else ""
     top1_note = "settled steps" if settled_p else ""
-    if settled_p and ambiguous:  # the all-steps figures differ only where some step was left ungated
-        kl_note += f"; all steps {fmt(summary['kl_max'])}, {ambiguous} ambiguous"
-        top1_note += f"; all steps {fmt(summary['min_same_top1_rate'])}"
+    kl, all_kl = fmt(summary["settled_kl_max"]), fmt(summary["kl_max"])
+    top1, all_top1 = fmt(summary["min_settled_same_top1_rate"]), fmt(summary["min_same_top1_rate"])
+    if settled_p and all_kl != kl:  # an ambiguous step holds the largest KL: show it beside the judged one
+        kl_note += f"; all steps {all_kl}"
+    if settled_p and all_top1 != top1:
+        top1_note += f"; all steps {all_top1}"
     gates = [
         Gate("exact", fmt(summary["exact"]), None, rule),
         Gate("1st div", fmt(summary["first_divergence"]), None),
-        Gate("KL", fmt(summary["settled_kl_max"]), _limit(tolerance.kl_max if tolerance else None), kl_note),
-        Gate(
-            "top1",
-            fmt(summary["min_settled_same_top1_rate"]),
-            _limit(tolerance.same_top1_min if tolerance else None),
-            top1_note,
-        ),
+        Gate("KL", kl, _limit(tolerance.kl_max if tolerance else None), kl_note),
+        Gate("top1", top1, _limit(tolerance.same_top1_min if tolerance else None), top1_note),
     ]
     if tolerance is not None and math.isfinite(tolerance.kernel_max_abs_logit):
         gates.append(
