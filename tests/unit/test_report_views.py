@@ -84,7 +84,7 @@ def test_every_sample_answering_the_same_is_warned() -> None:
 
 def test_an_empty_reference_answer_is_warned() -> None:
     report = with_references(build_report(), ([2], ""), ([8, 9, 2], "b c"))
-    assert reference_warnings(report) == ["degenerate reference on s0: an empty answer (1 tokens)"]
+    assert reference_warnings(report) == ["degenerate reference on s0: an empty answer (no text in 1 token(s))"]
 
 
 def test_same_top1_shows_the_all_steps_rate_when_an_ambiguous_step_flipped() -> None:

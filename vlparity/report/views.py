@@ -1,4 +1,5 @@
-"""What every rendering shows the same way: number formatting and the per-sample answers of each path."""
+"""What every rendering shows the same way: number formatting, each judged figure next to its limit (``Gate``), the
+warnings about a degenerate reference, and the per-sample answers of each path."""
 
 from __future__ import annotations
 
@@ -180,7 +181,7 @@ def reference_warnings(report: ParityReport) -> list[str]:
                 "generated); a looping reference makes token parity meaningless"
             )
         elif not text.strip():
-            warnings.append(f"degenerate reference on {sample_id}: an empty answer ({len(tokens)} tokens)")
+            warnings.append(f"degenerate reference on {sample_id}: an empty answer (no text in {len(tokens)} token(s))")
     answers_given = {tuple(tokens) for tokens, _ in references.values()}
     if len(references) > 1 and len(answers_given) == 1:
         text = next(iter(references.values()))[1]
