@@ -1,12 +1,19 @@
-"""Each AutoAWQ compatibility shim, and the pre-flight check of AWQ-compatible dimensions."""
+"""Each AutoAWQ compatibility shim, the pre-flight check of AWQ-compatible dimensions, and what the AWQ build writes
+besides the weights (the source's generation config) with the cache key that versions it."""
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+import torch
+
+import vlparity.paths.awq as awq_path
 from vlparity.errors import UsageError
-from vlparity.model_source import FIXTURES_DIR
-from vlparity.quantize.awq import check_quantizable, language_linears
+from vlparity.model_source import FIXTURES_DIR, resolve_model
+from vlparity.paths.base import PathContext
+from vlparity.quantize.awq import AwqSettings, check_quantizable, keep_source_generation_config, language_linears
 from vlparity.quantize.awq_compat import MODULES_TO_NOT_CONVERT, awq_class_for, patch_autoawq
 
 pytest.importorskip("awq", reason="AutoAWQ is not installed (pip install --no-deps autoawq==0.2.9)")
@@ -59,3 +66,29 @@ def test_group_size_that_does_not_divide_is_refused_before_any_work(model) -> No
 def test_unsupported_family_for_awq() -> None:
     with pytest.raises(UsageError, match="no AutoAWQ class"):
         awq_class_for("llava")
+
+
+def test_the_written_generation_config_is_the_sources_byte_for_byte(tmp_path: Path) -> None:
+    """AutoAWQ's save_quantized writes do_sample = true; the checkpoint must decode as the source does."""
+    source = FIXTURES_DIR / "qwen2_5_vl"
+    (tmp_path / "generation_config.json").write_text(json.dumps({"do_sample": True, "eos_token_id": [2]}))
+    keep_source_generation_config(source, tmp_path)
+    assert (tmp_path / "generation_config.json").read_bytes() == (source / "generation_config.json").read_bytes()
+
+
+def test_a_source_without_generation_config_gets_none_written(tmp_path: Path) -> None:
+    source, written = tmp_path / "source", tmp_path / "awq"
+    source.mkdir()
+    written.mkdir()
+    (written / "generation_config.json").write_text(json.dumps({"do_sample": True}))
+    keep_source_generation_config(source, written)
+    assert not (written / "generation_config.json").exists()
+
+
+def test_checkpoints_of_an_older_build_layout_are_not_reused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The layout version is in the cache key: a checkpoint cached by older code (layout 1: AutoAWQ's do_sample =
+    true) sits under another key, so the current build never finds it and writes a new one."""
+    context = PathContext(resolve_model(FIXTURES_DIR / "qwen2_5_vl"), torch.device("cpu"), torch.float32, tmp_path)
+    current = awq_path.awq_cache_dir(context, AwqSettings())
+    monkeypatch.setattr(awq_path, "AWQ_LAYOUT", awq_path.AWQ_LAYOUT - 1)
+    assert awq_path.awq_cache_dir(context, AwqSettings()) != current
