@@ -53,7 +53,7 @@ def awq_cache_dir(context: PathContext, settings: AwqSettings) -> Path:
 def build_awq(context: PathContext, settings: AwqSettings) -> Path:
     """Quantize the source model's LM (cached by content hash) and return the checkpoint directory. Dimensions the
     group size does not divide are refused first, on the meta-device skeleton (no weights read, nothing written)."""
-    check_quantizable(context.skeleton(), settings.group_size)
+    check_quantizable(context.skeleton(), settings.group_size, settings.apply_clip)
     target = awq_cache_dir(context, settings)
     if (target / "manifest.json").is_file():
         return target

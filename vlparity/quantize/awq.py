@@ -63,9 +63,15 @@ def language_linears(model: nn.Module) -> dict[str, nn.Linear]:
     }
 
 
-def check_quantizable(model: nn.Module, group_size: int) -> None:
+CLIP_BATCH = 64  # AutoAWQ's clip search walks out-features in batches of 64 and asserts they divide them
+CLIP_SKIPPED = ("q_", "k_")  # what AutoAWQ's clip search leaves out (its avoid_clipping list, Qwen names)
+
+
+def check_quantizable(model: nn.Module, group_size: int, apply_clip: bool = True) -> None:
     """Refuse, before any work, dimensions the AWQ GEMM format cannot hold (in-features not divisible by the group
-    size, out-features not divisible by the 8 nibbles packed into an int32)."""
+    size, out-features not divisible by the 8 nibbles packed into an int32), and with ``apply_clip`` those AutoAWQ's
+    clip search dies on with a bare AssertionError (out-features not a multiple of 64, e.g. v_proj of a model with
+    one 32-wide KV head)."""
     if group_size <= 0 or group_size % 32:
         raise UsageError(
             f"--group-size {group_size}: must be a positive multiple of 32 (AWQ kernels use 32-wide tiles)."
@@ -79,6 +85,16 @@ def check_quantizable(model: nn.Module, group_size: int) -> None:
         raise UsageError(
             f"--group-size {group_size} does not divide the in-features of {len(bad)} LM linear(s), e.g. "
             f"{', '.join(bad[:3])}. Choose a group size that divides them (e.g. 64 or 32)."
+        )
+    narrow = [
+        f"{name} ({linear.in_features}→{linear.out_features})"
+        for name, linear in language_linears(model).items()
+        if apply_clip and linear.out_features % CLIP_BATCH and not name.rsplit(".", 1)[-1].startswith(CLIP_SKIPPED)
+    ]
+    if narrow:
+        raise UsageError(
+            f"AWQ: AutoAWQ's clip search needs out-features in multiples of {CLIP_BATCH}; {len(narrow)} LM linear(s) "
+            f"are not, e.g. {', '.join(narrow[:3])}. This language model cannot be quantized with AutoAWQ."
         )
 
 
@@ -100,7 +116,7 @@ def quantize_to(
     ``source_dir``'s generation config unchanged."""
     from awq.models._config import AwqConfig
 
-    check_quantizable(model, settings.group_size)
+    check_quantizable(model, settings.group_size, settings.apply_clip)
     texts = calibration_texts(settings.calibration_file)
     awq_cls = awq_class_for(model_type)
     awq_model = awq_cls(
