@@ -23,7 +23,7 @@ from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.contracts import AwqArtefact
 from vlparity.inputs import Sample
 from vlparity.model_source import FIXTURES_DIR
-from vlparity.parity.weights import judge_weights
+from vlparity.parity.weights import LINEARS, judge_weights
 from vlparity.paths.awq import AwqPath
 from vlparity.paths.byo import ExternalAwqPath
 from vlparity.paths.language import teacher_forced_logits
@@ -146,9 +146,7 @@ def planted_copy(awq_dir: Path, target: Path, edits: dict[str, Callable[[torch.T
 
 
 def scales_doubled(layer: int) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    names = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
-    names += ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
-    return {f"layers.{layer}.{name}.scales": lambda tensor: tensor * 2 for name in names}
+    return {f"layers.{layer}.{name}.scales": lambda tensor: tensor * 2 for name in LINEARS}
 
 
 def zero_points_shifted(layer: int) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:

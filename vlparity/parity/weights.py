@@ -26,8 +26,7 @@ NORM_INPUTS = {
     "post_attention_layernorm": ("mlp.gate_proj", "mlp.up_proj"),
 }
 LINEAR_PAIRS = (("self_attn.v_proj", "self_attn.o_proj"), ("mlp.up_proj", "mlp.down_proj"))
-LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
-LINEARS += ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+LINEARS = tuple(f"self_attn.{n}_proj" for n in "qkvo") + tuple(f"mlp.{n}_proj" for n in ("gate", "up", "down"))
 
 
 @dataclass(frozen=True)
