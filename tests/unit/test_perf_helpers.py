@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from vlparity.adapters import adapter_for
 from vlparity.model_source import FIXTURES_DIR
 from vlparity.perf.flops import vision_flops
 from vlparity.perf.memory import track_memory
+from vlparity.perf.real_size import real_size_config
 from vlparity.perf.roofline import GemmPeak, RoofProbe, gemm_peak, ort_gemm_peak, torch_gemm_peak
 
 
@@ -90,3 +93,12 @@ def test_the_probe_reports_how_far_the_roof_moved_during_the_run() -> None:
 def test_an_unknown_gemm_kind_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="ort fp64"):
         gemm_peak("ort fp64", 64)
+
+
+def test_the_real_size_model_ties_its_embeddings_like_the_published_3b(tmp_path) -> None:
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    (tmp_path / "config.json").write_text(json.dumps(real_size_config()))
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(AutoConfig.from_pretrained(tmp_path))
+    assert model.lm_head.weight is model.model.language_model.embed_tokens.weight

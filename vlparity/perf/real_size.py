@@ -1,8 +1,9 @@
 """A real-size model for the ``--perf-size real`` benchmarks, built offline with random weights.
 
 The vision tower has the published dimensions of Qwen2.5-VL-3B-Instruct (669 M parameters); the language model is a
-slice of that model's LM (its layer width, the first ``LM_LAYERS`` layers) over the fixture's small tokenizer, so it
-fits 24 GiB and runs in minutes. Random weights are fine for speed and memory; parity figures on it are only indicative.
+slice of that model's LM (its layer width, the first ``LM_LAYERS`` layers, its tied word embeddings) over the
+fixture's small tokenizer, so it fits 24 GiB and runs in minutes. Random weights are fine for speed and memory;
+parity figures on it are only indicative.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ QWEN2_5_VL_3B_TEXT = {  # the same model's text_config, cut to LM_LAYERS layers
     "layer_types": ["full_attention"] * LM_LAYERS,
     "rope_parameters": {"mrope_section": [16, 24, 24], "rope_theta": 1000000.0, "rope_type": "default"},
 }
+QWEN2_5_VL_3B_TIED = True  # the same config.json's tie_word_embeddings: lm_head is embed_tokens (one 2048-wide matrix)
 MAX_PIXELS = 12845056  # the published processor's longest_edge: 896×896 images must not be downscaled
 
 
@@ -51,6 +53,7 @@ def real_size_config() -> dict[str, Any]:
     config = json.loads((FIXTURES_DIR / "qwen2_5_vl" / "config.json").read_text())
     config["vision_config"].update(QWEN2_5_VL_3B_VISION)
     config["text_config"].update(QWEN2_5_VL_3B_TEXT)
+    config["tie_word_embeddings"] = QWEN2_5_VL_3B_TIED
     return config
 
 
