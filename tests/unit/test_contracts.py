@@ -215,6 +215,31 @@ def test_awq_configs_that_would_misload_are_refused(tmp_path: Path, quant: dict,
     assert str(error.value).startswith(f"--awq-model {tmp_path / 'awq'}:") and message in str(error.value)
 
 
+def fixture_vision_weights(dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The Qwen2.5-VL fixture's vision tensors as an AWQ checkpoint names them, cast to ``dtype``."""
+    source = load_file(FIXTURES_DIR / "qwen2_5_vl" / "model.safetensors")
+    return {f"model.{key}": value.to(dtype) for key, value in source.items() if key.startswith("visual.")}
+
+
+def test_vision_weights_cast_to_the_folders_dtype_are_the_models(tmp_path: Path) -> None:
+    """A float16 AWQ checkpoint of a float32 (or bfloat16) model holds the same vision weights, rounded."""
+    context = context_for("qwen2_5_vl", tmp_path / "cache")
+    folder = awq_dir(tmp_path / "awq")
+    save_file(fixture_vision_weights(torch.float16), folder / "model.safetensors")
+    check_awq_dir(folder, context)
+
+
+def test_vision_weights_one_float16_step_off_are_refused_naming_the_tensor(tmp_path: Path) -> None:
+    context = context_for("qwen2_5_vl", tmp_path / "cache")
+    folder = awq_dir(tmp_path / "awq")
+    weights = fixture_vision_weights(torch.float16)
+    key = "model.visual.merger.mlp.0.weight"
+    weights[key][0, 0] = torch.nextafter(weights[key][0, 0], torch.tensor(1.0, dtype=torch.float16))
+    save_file(weights, folder / "model.safetensors")
+    with pytest.raises(ArtefactContractError, match=f"differ from --model's \\(model.safetensors: {key}\\)"):
+        check_awq_dir(folder, context)
+
+
 def test_the_vision_remedy_names_the_prefixes_that_work(tmp_path: Path) -> None:
     context = context_for("qwen2_5_vl", tmp_path / "cache")
     with pytest.raises(ArtefactContractError, match=r'set it to \["model.visual", "lm_head"\]'):
