@@ -2,9 +2,10 @@
 
 One subcommand per mode of the original design. The judging modes (``original``, ``split``, ``run-onnx``, ``run-awq``,
 ``run``) share one option set; the building modes (``export-onnx``, ``quantize-awq``, ``bundle``) take its model part.
-Exit codes: 0 every path passed, 1 a parity check failed, 2 bad usage or input (no traceback unless --debug), 3 an
-internal error (a bug in vlparity: its traceback is printed), 130 interrupted (nothing partial is left: artefacts are
-built under a temporary name and renamed into place). Nothing but a judged parity failure exits 1.
+Exit codes: 0 every path passed, 1 a parity check failed, 2 bad usage or input (no traceback unless --debug) or a
+crash (a bug in vlparity: its traceback is printed; a crash is never read as a verdict), 130 interrupted (nothing
+partial is left: artefacts are built under a temporary name and renamed into place). Nothing but a judged parity
+failure exits 1.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from vlparity.runtime.ort import OrtOptions, parse_provider_options
 from vlparity.safe_paths import check_writable_dir
 from vlparity.session import ParitySession, RunSettings
 
-EXIT_PASS, EXIT_PARITY_FAILURE, EXIT_USAGE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_PASS, EXIT_PARITY_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_INTERNAL_ERROR = EXIT_USAGE  # a crash, like bad input, means "no verdict": CI must never read it as one
 QUANTIZED = {"split": "awq", "onnx": "awq+onnx"}  # --quantize: the same path with the AWQ int4 LM
 Handler = Callable[[argparse.Namespace], int]
 
@@ -294,7 +296,7 @@ def _epilog(lines: list[str] | tuple[str, ...]) -> str:
     return (
         "examples:\n"
         + "\n".join(f"  {line}" for line in lines)
-        + "\n\nexit codes: 0 pass, 1 parity failure, 2 usage or input, 3 internal error, 130 interrupted"
+        + "\n\nexit codes: 0 pass, 1 parity failure, 2 usage, input or internal error (no verdict), 130 interrupted"
     )
 
 

@@ -37,5 +37,5 @@ def test_an_unexpected_exception_exits_with_the_internal_error_code(
 
     monkeypatch.setattr(ParitySession, "run", crash)
     code = main(FAST)
-    assert code == EXIT_INTERNAL_ERROR != 1
+    assert code == EXIT_INTERNAL_ERROR == 2
     assert "internal error: RuntimeError: planted bug" in capsys.readouterr().err
