@@ -93,3 +93,12 @@ def test_tied_language_model_round_trips_bit_exact(tied_split: tuple[SplitPath, 
     expected = {k: v for k, v in original.state_dict().items() if not k.startswith("model.visual.")}
     assert reloaded.keys() == expected.keys()
     assert all(torch.equal(reloaded[key], expected[key]) for key in expected)
+
+
+def test_the_bundle_language_script_reties_a_tied_split(tied_split: tuple[SplitPath, nn.Module]) -> None:
+    from vlparity.bundle.templates import language_inference
+
+    split, original = tied_split
+    model = language_inference.load_float_model(split.artefact_dir / "language", torch.device("cpu"), "sdpa")
+    assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
+    assert torch.equal(model.lm_head.weight, original.lm_head.weight)

@@ -66,12 +66,17 @@ def load_float_model(directory: Path, device: torch.device, attn_implementation:
         key: torch.empty_like(tensor, device=device).copy_(tensor)
         for key, tensor in load_state_dict(str(directory / WEIGHTS_NAME)).items()
     }
+    # A tied weight (tie_word_embeddings: lm_head is embed_tokens) is saved once, under its source's name: re-tie it.
+    tied = set(getattr(model, "all_tied_weights_keys", None) or {})
     result = model.load_state_dict(state, strict=False, assign=True)
-    if result.missing_keys or result.unexpected_keys:
+    missing = [key for key in result.missing_keys if key not in tied]
+    if missing or result.unexpected_keys:
         raise SystemExit(
             f"{directory / WEIGHTS_NAME}: does not fit {config.architectures[0]} "
-            f"(missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]})"
+            f"(missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})"
         )
+    if tied:
+        model.tie_weights(recompute_mapping=False)
     _rebuild_buffers(model, device)
     model.generation_config = GenerationConfig.from_pretrained(directory)
     return model.eval()
