@@ -31,3 +31,13 @@ def test_a_degenerate_reference_is_warned_without_failing() -> None:
     lines = render_table(report).splitlines()
     assert any(line.startswith("WARN degenerate reference: every sample (2)") for line in lines)
     assert lines[-1] == "overall: PASS"
+
+
+def test_a_generation_config_warning_is_printed_in_the_table() -> None:
+    report = build_report()
+    report.paths["split"].details["generation_config"] = {
+        "file": "x",
+        "fails": [],
+        "warns": ["pad_token_id 0 (original: 2)"],
+    }
+    assert "WARN split: pad_token_id 0 (original: 2)" in render_table(report).splitlines()

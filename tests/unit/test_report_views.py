@@ -10,6 +10,7 @@ from vlparity.report.views import (
     fmt_seconds,
     overall,
     reference_warnings,
+    report_warnings,
     token_gates,
     vision_gates,
 )
@@ -93,3 +94,10 @@ def test_same_top1_shows_the_all_steps_rate_when_an_ambiguous_step_flipped() -> 
     report.paths["awq"].checks[0].metrics["same_top1_rate"] = 0.875
     top1 = next(gate for gate in token_gates(report, report.paths["awq"]) if gate.label == "top1")
     assert str(top1) == "top1 1/0.9 (settled steps; all steps 0.875)"
+
+
+def test_generation_config_fields_that_only_warn_reach_the_report_warnings() -> None:
+    report = build_report()
+    warning = "generation_config.json: temperature 0.7 (original: unset), both decode greedily"
+    report.paths["split"].details["generation_config"] = {"file": "x", "fails": [], "warns": [warning]}
+    assert report_warnings(report) == [f"split: {warning}"]

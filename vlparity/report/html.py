@@ -26,7 +26,7 @@ from vlparity.report.views import (
     fmt_bytes,
     fmt_seconds,
     overall,
-    reference_warnings,
+    report_warnings,
     summary_cells,
     token_gates,
     tolerance_label,
@@ -147,7 +147,7 @@ def _failures(report: ParityReport) -> str:
 
 
 def _warnings(report: ParityReport) -> str:
-    warnings = reference_warnings(report)
+    warnings = report_warnings(report)
     if not warnings:
         return ""
     items = "".join(f"<li>{escape(warning)}</li>" for warning in warnings)

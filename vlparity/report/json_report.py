@@ -10,7 +10,7 @@ from typing import Any
 
 from vlparity.report.files import atomic_write_text
 from vlparity.report.model import SCHEMA_VERSION, CheckResult, ParityReport, PathReport
-from vlparity.report.views import reference_warnings
+from vlparity.report.views import report_warnings
 
 
 def report_to_dict(report: ParityReport) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
         "dtype": report.dtype,
         "reference": report.reference,
         "passed": report.passed,
-        "warnings": reference_warnings(report),
+        "warnings": report_warnings(report),
         "versions": report.versions,
         "paths": {
             name: {

@@ -6,7 +6,7 @@ import html
 import re
 
 from vlparity.report.model import CheckResult, ParityReport
-from vlparity.report.views import SUMMARY_COLUMNS, answers, overall, reference_warnings, summary_cells, tolerance_label
+from vlparity.report.views import SUMMARY_COLUMNS, answers, overall, report_warnings, summary_cells, tolerance_label
 
 MAX_FAILURES = 30
 MAX_ANSWERS = 30
@@ -73,7 +73,7 @@ def _failures(report: ParityReport) -> list[str]:
 
 
 def _warnings(report: ParityReport) -> list[str]:
-    warnings = reference_warnings(report)
+    warnings = report_warnings(report)
     if not warnings:
         return []
     return ["", f"### ⚠️ Warnings ({len(warnings)})", "", *(f"- {md_text(warning)}" for warning in warnings)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vlparity.report.model import ParityReport
-from vlparity.report.views import answers, reference_warnings, token_gates, tolerance_label, vision_gates
+from vlparity.report.views import answers, report_warnings, token_gates, tolerance_label, vision_gates
 
 
 def render_table(report: ParityReport) -> str:
@@ -40,7 +40,7 @@ def render_table(report: ParityReport) -> str:
         )
     if len(failures) > 20:
         lines.append(f"… and {len(failures) - 20} more failing checks (see the JSON report)")
-    lines.extend(f"WARN {warning}" for warning in reference_warnings(report))
+    lines.extend(f"WARN {warning}" for warning in report_warnings(report))
     lines.extend(render_answers(report))
     lines.append(f"overall: {'PASS' if report.passed else 'FAIL'}")
     return "\n".join(lines)

@@ -192,6 +192,21 @@ def reference_warnings(report: ParityReport) -> list[str]:
     return warnings
 
 
+def generation_config_warnings(report: ParityReport) -> list[str]:
+    """Generation-config fields a path's artefact changes that do not change greedy tokens (e.g. ``temperature`` while
+    both sides decode greedily, ``pad_token_id``): a deployment reading that file may still behave differently."""
+    return [
+        f"{path.name}: {warning}"
+        for path in report.candidates
+        for warning in path.details.get("generation_config", {}).get("warns", [])
+    ]
+
+
+def report_warnings(report: ParityReport) -> list[str]:
+    """Everything the run warns about without failing it, in every rendering."""
+    return [*reference_warnings(report), *generation_config_warnings(report)]
+
+
 def _longest_run(tokens: list[int]) -> tuple[int, int | None]:
     """Length and token of the longest run of one repeated token."""
     best, token, run = 0, None, 0
