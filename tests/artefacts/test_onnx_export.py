@@ -7,14 +7,20 @@ import json
 
 import onnx
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.checkpoints import Structure, build_checkpoint
 from tests.samples import FIRST_PROMPT, IMAGES
 from tests.strategies import images
+from vlparity import cli
+from vlparity.adapters import adapter_for
+from vlparity.errors import UnsupportedModelError
+from vlparity.export import vision_graph
 from vlparity.export.onnx_vision import MODEL_NAME, OPSET, ExportSettings, validate
 from vlparity.inputs import Sample
+from vlparity.model_source import FIXTURES_DIR
 from vlparity.paths.onnx import OnnxPath, build_onnx_vision
 from vlparity.session import ParitySession
 
@@ -98,3 +104,27 @@ def test_any_merge_size_window_and_full_attention_layout_exports_and_matches(
     session = ParitySession(dataclasses.replace(parity_session.settings, model=str(model), paths=("original", "onnx")))
     results = session.check_vision("onnx", Sample((IMAGES[0], IMAGES[5]), FIRST_PROMPT))
     assert len(results) == 2 and all(r.passed for r in results), [r.reasons for r in results]
+
+
+def test_a_vision_tower_the_exporter_cannot_rebuild_is_refused_before_export() -> None:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(FIXTURES_DIR / "qwen2_5_vl").vision_config
+    adapter = adapter_for("qwen2_5_vl")
+    with torch.device("meta"):
+        vision = adapter.vision_class._from_config(config)
+    del vision.blocks[1].attn.qkv  # as custom code with separate q/k/v projections would have it
+    with pytest.raises(UnsupportedModelError, match=r"cannot be exported to ONNX.*blocks\.1\.attn\.qkv"):
+        adapter.export_graph(vision)
+
+
+def test_the_command_line_refuses_an_unexportable_tower_with_exit_2_and_one_line(
+    parity_session: ParitySession, tmp_path, monkeypatch, capsys
+) -> None:
+    model = build_checkpoint(ARCHITECTURES[2], parity_session.settings.cache_dir)
+    parts = {**vision_graph.EXPORTED_PARTS, "attention": ("qkv", "proj", "num_heads", "head_dim", "q_norm")}
+    monkeypatch.setattr(vision_graph, "EXPORTED_PARTS", parts)  # a part no Qwen VL tower has
+    code = cli.main(["export-onnx", "--model", str(model), "--output-dir", str(tmp_path)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vlparity:")]
+    assert code == 2
+    assert len(errors) == 1 and "cannot be exported to ONNX" in errors[0] and "attn.q_norm" in errors[0], errors

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlparity.errors import UnsupportedModelError
+
 
 @dataclass(frozen=True)
 class SegmentLayout:
@@ -43,6 +45,32 @@ def segment_layout(cu_seqlens: np.ndarray | torch.Tensor) -> SegmentLayout:
     gather = np.where(valid, starts[:, None] + offsets[None, :], 0)
     scatter = np.concatenate([np.arange(n, dtype=np.int64) + s * width for s, n in enumerate(lengths)])
     return SegmentLayout(gather=gather, valid=valid, scatter=scatter)
+
+
+# What VisionGraph rebuilds the tower from: a vision tower of another shape (e.g. custom code with separate q/k/v
+# projections) cannot be exported by it, and is refused before torch.export rather than failing inside it.
+EXPORTED_PARTS = {
+    "tower": ("patch_embed", "rotary_pos_emb", "blocks", "merger"),
+    "block": ("norm1", "norm2", "attn", "mlp"),
+    "attention": ("qkv", "proj", "num_heads", "head_dim"),
+}
+
+
+def check_exportable(vision: nn.Module) -> None:
+    """Raise UnsupportedModelError (one line: what is missing, what to do) if ``vision`` lacks a part VisionGraph
+    rebuilds the forward from."""
+    owners = [("vision", vision, EXPORTED_PARTS["tower"])]
+    for index, block in enumerate(getattr(vision, "blocks", ())):
+        owners.append((f"blocks.{index}", block, EXPORTED_PARTS["block"]))
+        owners.append((f"blocks.{index}.attn", getattr(block, "attn", None), EXPORTED_PARTS["attention"]))
+    missing = [f"{where}.{name}" for where, module, names in owners for name in names if not hasattr(module, name)]
+    if missing:
+        raise UnsupportedModelError(
+            f"{type(vision).__name__}: this vision tower cannot be exported to ONNX: the exporter rebuilds the Qwen VL "
+            f"forward from fused qkv/proj attention and needs {', '.join(missing[:3])}"
+            f"{f' (+{len(missing) - 3} more)' if len(missing) > 3 else ''}. Judge it without the ONNX paths "
+            "(--paths original,split,awq)."
+        )
 
 
 RotaryFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -123,6 +151,7 @@ class VisionGraph(nn.Module):
     def __init__(
         self, vision: nn.Module, rotary: RotaryFn, full_blocks: set[int], windowed: bool, attention: str = "segments"
     ) -> None:
+        check_exportable(vision)
         super().__init__()
         self.vision = vision
         self.attentions = nn.ModuleList(SegmentAttention(block.attn, rotary, attention) for block in vision.blocks)
