@@ -23,7 +23,7 @@ from vlparity.session import ParitySession
 ALL_PATHS = ("split", "onnx", "onnx-fp16", "onnx-int8", "awq", "awq+onnx")
 AWQ_PATHS = ("awq", "awq+onnx")
 MAX_NEW_TOKENS = 4
-SAMPLE = Sample((IMAGES[5],), FIRST_PROMPT)  # 64×48, upscaled to the processor's minimum: the fewest patches
+SAMPLE = Sample((IMAGES[3],), FIRST_PROMPT)  # small_64x48, upscaled to the processor's minimum: the fewest patches
 
 QUANTIZABLE = [  # every LM linear fits AWQ (in-features divide group size 128, out-features multiples of 64)
     Structure("qwen2_5_vl", tied=True, merge_size=1, kv_heads=4, fullatt_block_indexes=(0,), window_size=56),
@@ -82,7 +82,7 @@ def test_awq_refuses_a_kv_width_autoawq_clip_search_cannot_take(parity_session: 
 def test_the_command_line_refuses_it_with_exit_2(parity_session: ParitySession, capsys) -> None:
     model = build_checkpoint(ODD_MLP[1], parity_session.settings.cache_dir)
     cache = parity_session.settings.cache_dir
-    code = cli.main(["run-awq", "--model", str(model), "--output-dir", str(cache), "--image", str(IMAGES[5])])
+    code = cli.main(["run-awq", "--model", str(model), "--output-dir", str(cache), "--image", str(IMAGES[3])])
     message = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(message) == 1 and "--group-size 128 does not divide" in message[0], message
