@@ -144,7 +144,10 @@ class ParitySession:
             device_map=check_device_map(self.settings.device_map, device),
             trust_remote_code=self.settings.trust_remote_code,
         )
-        self.context.adapter  # noqa: B018 - fail fast on an unsupported architecture
+        # fail fast on an unsupported architecture or a vision configuration the family's own code cannot run
+        self.context.adapter.check_vision_config(
+            self.context.source.config["vision_config"], self.context.source.reference
+        )
         model_type = self.context.source.model_type
         self._tolerances = {name: tolerance_for(name, model_type) for name in self.candidates}
 

@@ -16,7 +16,8 @@ import pytest
 from tests.checkpoints import Structure, build_checkpoint
 from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity import cli
-from vlparity.errors import UsageError
+from vlparity.adapters import adapter_for
+from vlparity.errors import UnsupportedModelError, UsageError
 from vlparity.inputs import Sample
 from vlparity.session import ParitySession
 
@@ -89,3 +90,19 @@ def test_the_command_line_refuses_it_with_exit_2(parity_session: ParitySession, 
     message = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(message) == 1 and "--group-size 128 does not divide" in message[0], message
+
+
+def test_a_window_narrower_than_one_merged_token_is_refused_with_exit_2(parity_session: ParitySession, capsys) -> None:
+    structure = Structure("qwen2_5_vl", window_size=14, vision_depth=1, fullatt_block_indexes=())
+    model = build_checkpoint(structure, parity_session.settings.cache_dir)  # transformers' forward divides by zero
+    code = cli.main(["run-onnx", "--model", str(model), "--output-dir", str(parity_session.settings.cache_dir)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vlparity:")]
+    assert code == 2
+    assert len(errors) == 1 and "vision_config.window_size 14 is narrower than one merged token" in errors[0], errors
+
+
+@pytest.mark.parametrize("field", ["patch_size", "spatial_merge_size", "temporal_patch_size"])
+def test_a_non_positive_patch_or_merge_size_is_refused_by_name(field: str) -> None:
+    vision_config = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, field: 0}
+    with pytest.raises(UnsupportedModelError, match=rf"vision_config\.{field} is 0"):
+        adapter_for("qwen2_vl").check_vision_config(vision_config, "config.json")

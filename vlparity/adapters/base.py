@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from vlparity.errors import UnsupportedModelError
+
 
 class FamilyAdapter(ABC):
     """Family-specific knowledge, kept out of paths and exporters.
@@ -37,6 +39,17 @@ class FamilyAdapter(ABC):
 
     def detach_vision_tower(self, model: nn.Module, replacement: nn.Module) -> None:
         model.model.visual = replacement
+
+    def check_vision_config(self, vision_config: dict[str, Any], source: str) -> None:
+        """Refuse, before any model work, a vision configuration this family's own code cannot run: raise
+        UnsupportedModelError (one line) naming the field and the remedy."""
+        for name in ("patch_size", "spatial_merge_size", "temporal_patch_size"):
+            value = vision_config.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UnsupportedModelError(
+                    f"{source}: vision_config.{name} is {value!r}; the {self.model_type} vision tower needs a positive "
+                    "integer (patches and merged tokens are built from it). Fix config.json."
+                )
 
     @abstractmethod
     def grid_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from torch import nn
 from transformers import vision_utils
 
 from vlparity.adapters.base import FamilyAdapter
+from vlparity.errors import UnsupportedModelError
 from vlparity.export.vision_graph import VisionGraph, segment_layout
 
 
@@ -27,6 +28,18 @@ class Qwen2_5_VLAdapter(FamilyAdapter):
         from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
         return Qwen2_5_VisionTransformerPretrainedModel
+
+    def check_vision_config(self, vision_config: dict[str, Any], source: str) -> None:
+        """A window narrower than one merged token holds none: transformers' window index divides by zero."""
+        super().check_vision_config(vision_config, source)
+        window, merged = vision_config["window_size"], vision_config["patch_size"] * vision_config["spatial_merge_size"]
+        if window < merged:
+            raise UnsupportedModelError(
+                f"{source}: vision_config.window_size {window} is narrower than one merged token (patch_size × "
+                f"spatial_merge_size = {merged} px), so no attention window can hold one (transformers' own forward "
+                f"divides by zero). Set window_size to a multiple of {merged} in config.json (the published models use "
+                "112)."
+            )
 
     def grid_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, torch.Tensor]:
         window_index, cu_window_seqlens = vision_utils.get_vision_window_index(
