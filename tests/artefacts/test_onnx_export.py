@@ -92,6 +92,7 @@ def test_precision_variants_are_separate_validated_artefacts(onnx_runner: OnnxPa
 ARCHITECTURES = [  # merge sizes, window sizes and full-attention layouts other than the fixtures' (merge 2, window 112)
     Structure("qwen2_5_vl", merge_size=1, vision_depth=2, fullatt_block_indexes=(0,), window_size=56),
     Structure("qwen2_5_vl", merge_size=3, vision_depth=2, fullatt_block_indexes=(), window_size=168),
+    Structure("qwen2_5_vl", vision_depth=2, fullatt_block_indexes=(1,), window_size=100),  # not a multiple of 28 px
     Structure("qwen2_vl", merge_size=3, vision_depth=1),
 ]
 
@@ -121,7 +122,7 @@ def test_a_vision_tower_the_exporter_cannot_rebuild_is_refused_before_export() -
 def test_the_command_line_refuses_an_unexportable_tower_with_exit_2_and_one_line(
     parity_session: ParitySession, tmp_path, monkeypatch, capsys
 ) -> None:
-    model = build_checkpoint(ARCHITECTURES[2], parity_session.settings.cache_dir)
+    model = build_checkpoint(ARCHITECTURES[-1], parity_session.settings.cache_dir)
     parts = {**vision_graph.EXPORTED_PARTS, "attention": ("qkv", "proj", "num_heads", "head_dim", "q_norm")}
     monkeypatch.setattr(vision_graph, "EXPORTED_PARTS", parts)  # a part no Qwen VL tower has
     code = cli.main(["export-onnx", "--model", str(model), "--output-dir", str(tmp_path)])
