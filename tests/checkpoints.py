@@ -28,6 +28,19 @@ from vlparity.manifest import write_artefact
 from vlparity.model_source import FIXTURES_DIR
 
 CHECKPOINT_KIND = "conformance-checkpoint"
+# The dimensions of transformers' own test suite (Qwen2_5_VLVisionText2TextModelTester): a new user's first small
+# checkpoint. The vocabulary stays the fixture tokenizer's 512 rows (the tester has 99, fewer than the tokenizer needs).
+TESTER_TEXT = {
+    "hidden_size": 32,
+    "num_attention_heads": 4,  # head_dim 8: mrope_section must sum to 4
+    "num_hidden_layers": 4,
+    "layer_types": ["full_attention"] * 4,
+    "rope_parameters": {"mrope_section": [2, 1, 1], "rope_theta": 10000.0, "rope_type": "default"},
+}
+TESTER_VISION = {
+    "qwen2_5_vl": {"hidden_size": 32, "intermediate_size": 32, "out_hidden_size": 32, "num_heads": 4},
+    "qwen2_vl": {"embed_dim": 32, "hidden_size": 32, "num_heads": 4},  # hidden_size: the LM width it projects to
+}
 COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json")
 
 
@@ -44,11 +57,12 @@ class Structure:
     fullatt_block_indexes: tuple[int, ...] = (1,)  # Qwen2.5-VL only
     window_size: int = 112  # Qwen2.5-VL only
     seed: int = 0
+    tester_dims: bool = False  # widths of transformers' test suite (hidden 32) instead of the fixtures' (128)
 
     @property
     def label(self) -> str:
         parts = [
-            self.family,
+            self.family + ("-tester" if self.tester_dims else ""),
             "tied" if self.tied else "untied",
             f"merge{self.merge_size}",
             f"mlp{self.intermediate_size}",
@@ -64,6 +78,9 @@ class Structure:
 def structure_config(structure: Structure) -> dict[str, Any]:
     """The fixture family's config.json with ``structure``'s features applied."""
     config = json.loads((FIXTURES_DIR / structure.family / "config.json").read_text())
+    if structure.tester_dims:
+        config["text_config"].update(TESTER_TEXT)
+        config["vision_config"].update(TESTER_VISION[structure.family])
     config["tie_word_embeddings"] = structure.tied
     config["text_config"].update(intermediate_size=structure.intermediate_size, num_key_value_heads=structure.kv_heads)
     vision = config["vision_config"]

@@ -126,6 +126,6 @@ def test_the_command_line_refuses_an_unexportable_tower_with_exit_2_and_one_line
     parts = {**vision_graph.EXPORTED_PARTS, "attention": ("qkv", "proj", "num_heads", "head_dim", "q_norm")}
     monkeypatch.setattr(vision_graph, "EXPORTED_PARTS", parts)  # a part no Qwen VL tower has
     code = cli.main(["export-onnx", "--model", str(model), "--output-dir", str(tmp_path)])
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vlparity:")]
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vlparity: error")]
     assert code == 2
     assert len(errors) == 1 and "cannot be exported to ONNX" in errors[0] and "attn.q_norm" in errors[0], errors
