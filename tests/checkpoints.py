@@ -4,8 +4,9 @@ Each ``Structure`` starts from a bundled fixture family's configuration (hidden 
 tokenizer, chat template and processor) and changes only the structural features that real checkpoints differ in:
 tied word embeddings (Qwen2.5-VL-3B, Qwen2-VL-2B), the spatial merge size (transformers' own test suite uses 1), odd
 MLP widths (its tester's intermediate size 37), the GQA ratio, the vision depth and, for Qwen2.5-VL, the window size
-and the full-attention blocks. A checkpoint is built deterministically (fixed seed, one thread-independent init) and
-cached by the digest of everything written, so a warm run reads it from disk.
+and the full-attention blocks; ``tester_dims`` swaps the widths for those of transformers' own test suite (hidden 32). A
+checkpoint is built deterministically (fixed seed; two builds measured byte-identical) and cached by the digest of
+everything written, so a warm run reads it from disk.
 
 Weights keep transformers' default init (0.02), as a user's random checkpoint would. Its logits are flat: the
 reference's top-1 margins on the conformance sample are 0.04-0.65 (seeds chosen there), above what a clean path changes
