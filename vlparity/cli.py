@@ -14,9 +14,12 @@ import argparse
 import logging
 import sys
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from vlparity import __version__, progress
 from vlparity.cli_options import BUILD_OPTIONS, EXTRA_OPTIONS, JUDGE_OPTIONS, OPTION_SETS, REPORT_SUFFIXES
@@ -30,6 +33,7 @@ from vlparity.runtime.ort import OrtOptions, parse_provider_options
 from vlparity.safe_paths import check_writable_dir
 from vlparity.session import ParitySession, RunSettings
 
+log = logging.getLogger(__name__)
 EXIT_PASS, EXIT_PARITY_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_INTERNAL_ERROR = EXIT_USAGE  # a crash, like bad input, means "no verdict": CI must never read it as one
 QUANTIZED = {"split": "awq", "onnx": "awq+onnx"}  # --quantize: the same path with the AWQ int4 LM
@@ -111,14 +115,61 @@ def report_targets(args: argparse.Namespace) -> dict[str, Path]:
     return targets
 
 
+def result(text: str) -> None:
+    """Print a result (table, verdict line, answers, artefact paths) on the real stdout: third-party code's own
+    printing is routed to stderr while a command runs (``_routed_output``)."""
+    print(text, file=_RESULTS.stream, flush=True)
+
+
+@dataclass
+class _ResultStream:
+    stream: TextIO = field(default_factory=lambda: sys.stdout)
+
+
+_RESULTS = _ResultStream()
+# Libraries whose warnings (torch's pytree notes, transformers' and gptqmodel's load messages) --quiet silences.
+QUIET_LIBRARY_LOGGERS = ("torch", "transformers", "gptqmodel", "accelerate", "onnxscript", "onnx_ir")
+
+
+@contextmanager
+def _routed_output(args: argparse.Namespace) -> Iterator[None]:
+    """For one command: vlparity's own logger on stderr (third-party loggers keep their names, levels and handlers:
+    nothing is relabelled ``vlparity:``), stdout reserved for ``result`` (gptqmodel's import banner, exporter and
+    quantizer prints go to stderr, so ``--quiet`` leaves exactly the verdict line on stdout). ``--quiet`` also
+    silences Python warnings and the warnings of ``QUIET_LIBRARY_LOGGERS``. Everything is restored afterwards (the
+    CLI also runs in-process, e.g. in tests)."""
+    logger = logging.getLogger("vlparity")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vlparity: %(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if args.quiet else getattr(logging, args.log_level))
+    logger.propagate = False
+    _RESULTS.stream = sys.stdout
+    silenced = {name: logging.getLogger(name).level for name in QUIET_LIBRARY_LOGGERS} if args.quiet else {}
+    for name in silenced:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), redirect_stdout(sys.stderr):
+            if args.quiet:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        for name, level in silenced.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def write_reports(report: ParityReport, targets: dict[str, Path]) -> None:
-    """Write each report file. One that turns out unwritable only now (disk full, a folder in its place) is an output
-    error (exit 2), never a parity failure (exit 1)."""
+    """Write each report file and say where (on stderr: stdout holds the result). One that turns out unwritable only
+    now (disk full, a folder in its place) is an output error (exit 2), never a parity failure (exit 1)."""
     from vlparity.report import write_report
 
     for option, target in targets.items():
         try:
-            write_report(report, target)
+            log.info("report written: %s", write_report(report, target))
         except OSError as exc:
             raise OutputNotWritableError(
                 f"{option} {target}: could not be written ({exc.strerror or exc}). The result printed above stands; "
@@ -143,9 +194,9 @@ def command_judge(args: argparse.Namespace) -> int:
     for runner in external_runners(session.context, artefacts_from_args(args), session.path_names):
         session.use_runner(runner)
     report = session.run(samples, progress=not args.quiet)
-    print(render_table(report).splitlines()[-1] if args.quiet else render_table(report), flush=True)
-    if args.command == "split":
-        print(f"split: {session.runner('split').artefact_dir}", flush=True)
+    result(render_table(report).splitlines()[-1] if args.quiet else render_table(report))
+    if args.command == "split" and not args.quiet:
+        result(f"split: {session.runner('split').artefact_dir}")
     write_reports(report, targets)  # after the table: a report that cannot be written does not hide the result
     return EXIT_PASS if report.passed else EXIT_PARITY_FAILURE
 
@@ -164,7 +215,7 @@ def command_original(args: argparse.Namespace) -> int:
         for sample in progress.bar(samples, "original")
     ]
     for sample_id, answer in answers:
-        print(f"{sample_id}: {answer!r}", flush=True)
+        result(f"{sample_id}: {answer!r}")
     write_reports(session.report(), targets)
     return EXIT_PASS
 
@@ -176,7 +227,7 @@ def command_export_onnx(args: argparse.Namespace) -> int:
     session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
     for precision in args.precision or ["fp32"]:
         directory = build_onnx_vision(session.context, ExportSettings(precision))
-        print(f"{precision}: {directory / 'vision.onnx'}")
+        result(f"{precision}: {directory / 'vision.onnx'}")
     return EXIT_PASS
 
 
@@ -190,7 +241,7 @@ def command_quantize_awq(args: argparse.Namespace) -> int:
     if args.calib_file is not None:
         settings = dataclasses.replace(settings, calibration_file=args.calib_file)
     session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
-    print(build_awq(session.context, settings))
+    result(str(build_awq(session.context, settings)))
     return EXIT_PASS
 
 
@@ -201,7 +252,7 @@ def command_bundle(args: argparse.Namespace) -> int:
         raise UsageError("bundle: pass --output-dir DIR, a new or empty directory to write the bundle into.")
     check_writable_dir(args.output_dir, "--output-dir")
     session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
-    print(build_bundle(session.context, args.output_dir, quantize=args.quantize))
+    result(str(build_bundle(session.context, args.output_dir, quantize=args.quantize)))
     return EXIT_PASS
 
 
@@ -333,18 +384,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"vlparity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else getattr(logging, args.log_level),
-        format="vlparity: %(message)s",
-        stream=sys.stderr,
-    )
     progress.configure(quiet=args.quiet, force=args.progress)
     if args.log_level != "DEBUG":
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
     try:
-        return args.handler(args)
+        with _routed_output(args):
+            return args.handler(args)
     except VlparityError as exc:
         if args.debug:
             raise

@@ -7,15 +7,18 @@ for ``bar`` or ``stage`` and never decides on its own.
 
 from __future__ import annotations
 
+import io
+import logging
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from typing import TypeVar
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 REFRESH_SECONDS = 0.5
 _settings = {"quiet": False, "force": False}
@@ -43,9 +46,12 @@ def bar(items: Iterable[T], description: str, total: int | None = None) -> Itera
 
 @contextmanager
 def stage(description: str) -> Iterator[None]:
-    """A spinner with elapsed time around an opaque library call (ONNX export, AWQ calibration, …)."""
+    """A spinner with elapsed time around an opaque library call (ONNX export, AWQ calibration, …). What the library
+    prints meanwhile (the exporter's notes, the quantizer's own bars: hundreds of lines on a cold run) goes to
+    vlparity's log at DEBUG (``--log-level DEBUG`` shows it), or at WARNING when the call fails."""
     if not enabled():
-        yield
+        with library_output_logged(description):
+            yield
         return
     spinner = tqdm(total=None, desc=description, bar_format="{desc}: {elapsed}", file=sys.stderr)
     stop = threading.Event()
@@ -57,9 +63,30 @@ def stage(description: str) -> Iterator[None]:
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()
     try:
-        with logging_redirect_tqdm():
+        with logging_redirect_tqdm(), library_output_logged(description):
             yield
     finally:
         stop.set()
         thread.join()
         spinner.close()
+
+
+@contextmanager
+def library_output_logged(description: str) -> Iterator[None]:
+    """Capture what Python code prints to stdout/stderr inside the block and log it line by line (Python-level
+    streams only: the spinner and vlparity's log handler hold the real stderr, bound before the block)."""
+    captured = io.StringIO()
+    failed = False
+    try:
+        with redirect_stdout(captured), redirect_stderr(captured):
+            yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        lines = [line.rstrip() for line in captured.getvalue().replace("\r", "\n").splitlines() if line.strip()]
+        if lines:
+            level = logging.WARNING if failed else logging.DEBUG
+            log.log(level, "%s: %d line(s) of library output:", description, len(lines))
+            for line in lines:
+                log.log(level, "  %s", line)

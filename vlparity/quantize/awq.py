@@ -22,7 +22,8 @@ from safetensors import safe_open
 from torch import nn
 
 from vlparity.errors import ArtefactError, UsageError
-from vlparity.quantize.awq_compat import MODULES_TO_NOT_CONVERT, awq_class_for
+from vlparity.progress import library_output_logged
+from vlparity.quantize.awq_compat import MODULES_TO_NOT_CONVERT, awq_class_for, import_autoawq
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def quantize_to(
 ) -> None:
     """Quantize ``model`` (float32, CPU; modified in place) with AutoAWQ and save it to ``out_dir``, with
     ``source_dir``'s generation config unchanged."""
+    import_autoawq()
     from awq.models._config import AwqConfig
 
     check_quantizable(model, settings.group_size, settings.apply_clip)
@@ -170,11 +172,12 @@ def load_awq(
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(os.cpu_count() or 1))
     # Without CUDA the whole LM stays on the CPU: gptqmodel picks a GPU (Triton) kernel for any accelerate strategy.
     placement = device_map if device_map and torch.cuda.is_available() else str(device)
-    try:
-        model = AutoModelForImageTextToText.from_pretrained(
-            directory, dtype=dtype, device_map=placement, use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-        ).eval()  # fmt: skip
+    try:  # gptqmodel prints an import banner and its kernel choice: into the log, not the user's terminal
+        with library_output_logged(f"loading the AWQ checkpoint {directory.name}"):
+            model = AutoModelForImageTextToText.from_pretrained(
+                directory, dtype=dtype, device_map=placement, use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+            ).eval()  # fmt: skip
     except (RuntimeError, ValueError, OSError) as exc:
         raise ArtefactError(
             f"AWQ load: transformers could not load {directory} ({str(exc).splitlines()[0][:200]}). The packed "
@@ -235,6 +238,7 @@ def assert_awq_sane(model: nn.Module, directory: Path) -> None:
 def dequantized_state_dict(directory: Path, group_size: int, bits: int = 4) -> dict[str, torch.Tensor]:
     """The checkpoint with every AWQ linear unpacked to a float32 ``weight`` (the AWQ-scaled norms are already
     ordinary weights in it): the reference that separates kernel/format errors from quantization error."""
+    import_autoawq()
     from awq.utils.packing_utils import dequantize_gemm
 
     tensors: dict[str, torch.Tensor] = {}

@@ -6,6 +6,7 @@ Each patch below says why it exists; ``tests/unit/test_awq_compat.py`` checks ea
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -45,15 +46,23 @@ def _move_embed(model: nn.Module, device: str) -> None:
     model.model.visual = model.model.visual.to(device)
 
 
+def import_autoawq() -> None:
+    """Import AutoAWQ without its side effects on the process: its ``__init__`` turns DeprecationWarning on for every
+    module (``simplefilter("default")``) and prints a deprecation notice on every run. vlparity uses the deprecated
+    package knowingly (README); recording the warnings restores the filters afterwards and keeps the notice off."""
+    try:
+        with warnings.catch_warnings(record=True):
+            import awq  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(MISSING_AUTOAWQ) from exc
+
+
 def patch_autoawq() -> None:
     """Apply the shims (idempotent)."""
     global _patched
     if _patched:
         return
-    try:
-        import awq  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(MISSING_AUTOAWQ) from exc
+    import_autoawq()
     import awq.modules.linear.gemm as gemm
     from awq.models.qwen2_5_vl import Qwen2_5_VLAWQForCausalLM
     from awq.models.qwen2vl import Qwen2VLAWQForCausalLM
