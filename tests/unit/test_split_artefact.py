@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,23 @@ def test_the_bundle_language_script_reties_a_tied_split(tied_split: tuple[SplitP
     model = language_inference.load_float_model(split.artefact_dir / "language", torch.device("cpu"), "sdpa")
     assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
     assert torch.equal(model.lm_head.weight, original.lm_head.weight)
+
+
+def test_a_checkpoint_that_says_tied_but_holds_its_own_lm_head_keeps_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """transformers does not tie weights the checkpoint holds apart (it warns): the split must not tie them either."""
+    from safetensors.torch import load_file, save_file
+
+    cache = tmp_path_factory.mktemp("untied-weights")
+    tied = build_checkpoint(Structure("qwen2_5_vl", tied=True, vision_depth=1), cache)
+    model_dir = cache / "own-lm-head"
+    shutil.copytree(tied, model_dir, ignore=shutil.ignore_patterns("manifest.json"))
+    weights = load_file(model_dir / "model.safetensors")
+    weights["lm_head.weight"] = weights["model.embed_tokens.weight"] * 2
+    save_file(weights, model_dir / "model.safetensors", metadata={"format": "pt"})
+    split = SplitPath(PathContext(resolve_model(model_dir), torch.device("cpu"), torch.float32, cache))
+    split.prepare()
+    original = load_source_model(split.context, torch.float32)
+    assert split.language.lm_head.weight is not split.language.model.language_model.embed_tokens.weight
+    assert torch.equal(split.language.lm_head.weight, original.lm_head.weight)

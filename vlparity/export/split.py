@@ -26,9 +26,12 @@ WEIGHTS_NAME = "model.safetensors"
 
 
 def tied_weight_targets(model: nn.Module) -> set[str]:
-    """Weights the model ties to another (``lm_head.weight`` → ``embed_tokens.weight`` when
-    ``tie_word_embeddings``), per transformers' own ``all_tied_weights_keys`` mapping (target → source)."""
-    return set(getattr(model, "all_tied_weights_keys", None) or {})
+    """Weights the model ties to another (``lm_head.weight`` → ``embed_tokens.weight`` when ``tie_word_embeddings``)
+    per transformers' ``all_tied_weights_keys`` (target → source), and that *are* their source now: a checkpoint can
+    say ``tie_word_embeddings`` yet hold its own lm_head, which transformers then leaves apart."""
+    state = model.state_dict(keep_vars=True)
+    mapping = getattr(model, "all_tied_weights_keys", None) or {}
+    return {target for target, source in mapping.items() if target in state and state[target] is state.get(source)}
 
 
 def language_state_dict(model: nn.Module, adapter: FamilyAdapter) -> dict[str, Any]:

@@ -81,8 +81,8 @@ def load_tied_state_dict(model: nn.Module, state: dict[str, torch.Tensor], origi
             f"{origin}: does not fit the {type(model).__name__} language model "
             f"(missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}). Rebuild the split."
         )
-    if tied:
-        model.tie_weights(recompute_mapping=False)
+    if tied:  # as from_pretrained does: re-tie a target the file lacks, leave apart weights the file holds apart
+        model.tie_weights(missing_keys=set(result.missing_keys), recompute_mapping=False)
 
 
 def dispatch(model: nn.Module, strategy: str) -> nn.Module:

@@ -75,8 +75,8 @@ def load_float_model(directory: Path, device: torch.device, attn_implementation:
             f"{directory / WEIGHTS_NAME}: does not fit {config.architectures[0]} "
             f"(missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})"
         )
-    if tied:
-        model.tie_weights(recompute_mapping=False)
+    if tied:  # as from_pretrained does: re-tie a target the file lacks, leave apart weights the file holds apart
+        model.tie_weights(missing_keys=set(result.missing_keys), recompute_mapping=False)
     _rebuild_buffers(model, device)
     model.generation_config = GenerationConfig.from_pretrained(directory)
     return model.eval()
