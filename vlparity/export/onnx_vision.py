@@ -74,7 +74,7 @@ def _dynamic_shapes(input_names: list[str], merge_size: int) -> dict[str, dict[i
     from torch.export import Dim
 
     groups = Dim("groups", min=1)
-    tokens = groups if merge_size == 1 else merge_size**2 * groups  # torch.export refuses the trivial 1·groups
+    tokens = merge_size**2 * groups
     spec = {
         "pixel_values": {0: tokens},
         "position_ids": {0: tokens},
