@@ -16,7 +16,6 @@ import numpy as np
 from vlparity.devices import check_device_map, dtype_name, resolve_device, resolve_dtype
 from vlparity.errors import UsageError
 from vlparity.inputs import Sample, load_image
-from vlparity.manifest import library_versions
 from vlparity.model_source import resolve_model
 from vlparity.parity.generation import GenerationDrift, compare_generation_configs
 from vlparity.parity.layers import LayerDivergence, compare_layers, noise_threshold
@@ -29,6 +28,7 @@ from vlparity.parity.weights import LinearError, judge_weights
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
 from vlparity.paths.base import capture_decoder_states, embedding_arrays
 from vlparity.paths.onnx import ThirdOpinionUnavailableError
+from vlparity.provenance import collect_provenance, verdict_library_versions
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 from vlparity.runtime.ort import OrtOptions
 
@@ -463,7 +463,8 @@ class ParitySession:
             device=str(self.context.device),
             dtype=dtype_name(self.context.dtype),
             reference=REFERENCE_PATH,
-            versions=library_versions(),
+            versions=verdict_library_versions(),
+            provenance=collect_provenance(),
         )
         for name in self.path_names:
             runner = self._runners.get(name)

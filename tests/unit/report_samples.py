@@ -1,5 +1,6 @@
-"""A small ``ParityReport`` built by hand for the rendering tests: one passing path, one failing path with NaN metrics
-and hostile text (``<script>``, Markdown and pipe characters) where the user controls it."""
+"""A small ``ParityReport`` built by hand for the rendering tests: one passing path, one failing path with NaN metrics,
+nested details (an ORT provider audit) and hostile text (``<script>``, Markdown and pipe characters) where the user
+controls it, and a provenance stamp."""
 
 from __future__ import annotations
 
@@ -8,12 +9,28 @@ import math
 from vlparity.inputs import fixture_images
 from vlparity.parity.series import LOG10_EDGES
 from vlparity.parity.tolerances import tolerance_for
+from vlparity.provenance import Provenance
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 
 HOSTILE = "<script>alert('x')</script> | *bold* `code`"
 SAMPLE = "square_224|what-is-in-the-image"
 HOSTILE_SAMPLE = f"square_224|{HOSTILE}"
 TOLERANCE_VERSION = tolerance_for("split").version
+PROVENANCE = Provenance(
+    timestamp="2026-12-01T02:30:00Z",
+    host="ci-runner-7",
+    platform="Linux-6.1.0-x86_64-with-glibc2.36",
+    cpu="Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
+    commit="0c4cfc1d0c4cfc1d0c4cfc1d0c4cfc1d0c4cfc1d",
+    dirty=True,
+)
+VERSIONS = {"vlparity": "0.1.0", "torch": "2.14.1", "onnxruntime": "1.32.0", "gptqmodel": "not installed"}
+PROVIDER_AUDIT = {
+    "requested": ["CPUExecutionProvider"],
+    "registered": ["CPUExecutionProvider"],
+    "nodes_per_provider": {"CPUExecutionProvider": 412},
+    "fallback_allowed": False,
+}
 NAN_METRICS = {"max_abs_err": math.nan, "min_token_cosine": math.nan, "rel_l2": math.nan}
 
 
@@ -84,7 +101,8 @@ def build_report() -> ParityReport:
         device="cpu",
         dtype="float32",
         reference="original",
-        versions={"vlparity": "0.1.0"},
+        versions=dict(VERSIONS),
+        provenance=PROVENANCE,
     )
     report.paths["original"] = _path("original", [], 4.0)
     report.paths["split"] = _path(
@@ -103,6 +121,7 @@ def build_report() -> ParityReport:
         ],
         0.4,
     )
+    report.paths["onnx-int8"].details = {"onnx_dir": f"/cache/{HOSTILE}", "provider_audit": PROVIDER_AUDIT}
     return report
 
 

@@ -1,12 +1,12 @@
 """HTML rendering: one self-contained file (inline CSS, SVG plots, base64 thumbnails, no URL) to open anywhere.
 
-Sections: summary, failing checks, answers, |Δ| histograms per path, token-cosine heat maps over the images, token
-divergence timelines, latency and memory. Plots are drawn in ``svg.py``; this module lays out the page.
+Sections: summary, failing checks, answers, |Δ| histograms per path, token-cosine heat maps beside the images, token
+divergence timelines, latency and memory, tolerance profiles, path details, provenance (when, where, which commit and
+library versions; also one line in the header). Plots are drawn in ``svg.py``; this module lays out the page.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from html import escape
 from typing import Any
@@ -26,10 +26,13 @@ from vlparity.report.views import (
     fmt_bytes,
     fmt_seconds,
     overall,
+    provenance_facts,
+    provenance_line,
     report_warnings,
     summary_cells,
     token_gates,
     tolerance_label,
+    tolerance_table,
     vision_gates,
 )
 
@@ -51,14 +54,29 @@ figure { margin: 0; } figcaption { font-size: 12px; color: #57606a; max-width: 2
 figure.failed figcaption { color: #cf222e; } .scroll { overflow-x: auto; }
 details { margin: 8px 0; } summary { cursor: pointer; font-weight: 600; }
 svg text { font-family: system-ui, sans-serif; fill: #1f2328; } .note { color: #57606a; font-size: 12px; }
-pre { background: #f6f8fa; padding: 8px; overflow-x: auto; font-size: 12px; }
+table.kv { font-size: 12px; } table.kv table.kv { margin: 0; } table.kv ul { margin: 0; padding-left: 18px; }
+.provenance { color: #57606a; font-size: 12px; }
 """
 
-# The only script: counts the plots (a headless browser test reads the marker) and wires expand/collapse all.
+# The only script: wires expand/collapse all, and leaves layout markers a headless browser test reads: the plots
+# counted, how many heat maps are laid out and how many of those have their image and heat panels overlapping, and
+# whether the header's provenance line has a visible box.
 SCRIPT = """
 (function () {
-  var plots = document.querySelectorAll("svg.plot");
-  document.body.setAttribute("data-plots-rendered", String(plots.length));
+  var body = document.body, plots = document.querySelectorAll("svg.plot"), laidOut = 0, overlapping = 0;
+  body.setAttribute("data-plots-rendered", String(plots.length));
+  document.querySelectorAll('svg[data-kind="heatmap"]').forEach(function (svg) {
+    var image = svg.querySelector("g.image-panel"), heat = svg.querySelector("g.heat-panel");
+    if (!image || !heat) { return; }
+    var a = image.getBoundingClientRect(), b = heat.getBoundingClientRect();
+    if (a.width === 0 || b.width === 0) { return; }  // inside a closed <details>
+    laidOut += 1;
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) { overlapping += 1; }
+  });
+  body.setAttribute("data-heatmaps-laid-out", String(laidOut));
+  body.setAttribute("data-heatmap-panels-overlapping", String(overlapping));
+  var line = document.getElementById("provenance"), box = line && line.getBoundingClientRect();
+  body.setAttribute("data-provenance-visible", String(Boolean(box && box.width > 0 && box.height > 0)));
   function setAll(open) { document.querySelectorAll("details.plots-of-path").forEach(function (d) { d.open = open; }); }
   document.getElementById("expand-all").addEventListener("click", function () { setAll(true); });
   document.getElementById("collapse-all").addEventListener("click", function () { setAll(false); });
@@ -87,6 +105,9 @@ def render_html(report: ParityReport) -> str:
         _heatmaps(report),
         _timelines(report),
         _resources(report),
+        _tolerances(report),
+        _details(report),
+        _provenance(report),
     ]
     title = f"vlparity: {report.model}"
     return (
@@ -99,6 +120,7 @@ def render_html(report: ParityReport) -> str:
         + " · "
         '<button id="expand-all" type="button">expand all</button> '
         '<button id="collapse-all" type="button">collapse all</button></div>\n'
+        + (f'<p class="provenance" id="provenance">{escape(line)}</p>\n' if (line := provenance_line(report)) else "")
         + "\n".join(section for section in sections if section)
         + f"\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
     )
@@ -238,9 +260,10 @@ def _heatmaps(report: ParityReport) -> str:
     if not blocks:
         return ""
     return (
-        '<h2 id="heatmaps">Image tokens: cosine over the image</h2>\n<p class="note">One square per image token '
-        "(merged patch) on the image it came from; the redder, the further the candidate's token embedding points "
-        "from the reference's (fixed log scale below, the same for every image and path).</p>\n"
+        '<h2 id="heatmaps">Image tokens: cosine per token beside the image</h2>\n<p class="note">Left: the image; '
+        "right: one square per image token (merged patch) at the same place; the darker the blue, the further the "
+        "candidate's token embedding points from the reference's (fixed log scale below, the same for every image and "
+        "path; grey: identical).</p>\n"
         f"{heat_legend_svg()}\n" + "\n".join(blocks)
     )
 
@@ -317,17 +340,60 @@ def _resources(report: ParityReport) -> str:
             plots.append(f"<figure>{bars_svg('memory', label, rows)}</figure>")
     if not plots:
         return ""
-    details = "".join(
-        f"<details><summary>{escape(name)}: details</summary>"
-        f"<pre>{escape(json.dumps(path.details, indent=2, default=str))}</pre></details>"
-        for name, path in report.paths.items()
-        if path.details
-    )
-    versions = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in report.versions.items())
     return (
         '<h2 id="resources">Latency and memory per stage and path</h2>\n<p class="note">Wall time per call of each '
         "stage. Peak RSS is the process's high-water mark at the end of the path's stages: every path runs in one "
         "process, so it is an upper bound for the path (CUDA peaks are per stage).</p>\n"
-        f'<div class="plots">{"".join(plots)}</div>{details}'
-        f"<details><summary>library versions</summary><table>{versions}</table></details>"
+        f'<div class="plots">{"".join(plots)}</div>'
+    )
+
+
+def _tolerances(report: ParityReport) -> str:
+    names, rows = tolerance_table(report)
+    if not names:
+        return ""
+    head = "<tr><th>key</th>" + "".join(f"<th>{escape(name)}</th>" for name in names) + "</tr>"
+    body = "".join(
+        f"<tr><td><code>{escape(key)}</code></td>{''.join(_num(cell) for cell in cells)}</tr>" for key, cells in rows
+    )
+    return (
+        '<h2 id="tolerances">Tolerance profiles</h2>\n<p class="note">Every limit each path was judged by, as '
+        "<code>vlparity/parity/tolerances.toml</code> sets it for this model family (∞: off; docs/tolerances.md "
+        f'explains each key).</p>\n<table class="tolerances">{head}{body}</table>'
+    )
+
+
+def _details(report: ParityReport) -> str:
+    blocks = "".join(
+        f"<details><summary>{escape(name)}</summary>{key_values(path.details)}</details>"
+        for name, path in report.paths.items()
+        if path.details
+    )
+    return f'<h2 id="details">Path details</h2>\n{blocks}' if blocks else ""
+
+
+def key_values(value: Any) -> str:
+    """A path's free-form details made readable: mappings as nested key/value tables, lists as lists, the rest as
+    escaped text (``-`` for None, ``none`` for an empty list or mapping)."""
+    if isinstance(value, dict):
+        if not value:
+            return "none"
+        rows = "".join(
+            f"<tr><th>{escape(str(key))}</th><td>{key_values(item)}</td></tr>" for key, item in value.items()
+        )
+        return f'<table class="kv">{rows}</table>'
+    if isinstance(value, list | tuple):
+        return f"<ul>{''.join(f'<li>{key_values(item)}</li>' for item in value)}</ul>" if value else "none"
+    return "-" if value is None else escape(str(value))
+
+
+def _provenance(report: ParityReport) -> str:
+    facts = [*provenance_facts(report), *report.versions.items()]
+    if not facts:
+        return ""
+    rows = "".join(f"<tr><th>{escape(key)}</th><td>{escape(str(value))}</td></tr>" for key, value in facts)
+    return (
+        '<h2 id="provenance-table">Provenance and library versions</h2>\n<p class="note">When and where the run was '
+        "made, from which vlparity commit, with every library that shapes a verdict.</p>\n"
+        f'<table class="kv">{rows}</table>'
     )

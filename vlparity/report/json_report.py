@@ -1,4 +1,4 @@
-"""JSON rendering of a ``ParityReport`` (schema v2, every field documented in docs/report-schema.md)."""
+"""JSON rendering of a ``ParityReport`` (schema v3, every field documented in docs/report-schema.md)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from vlparity.provenance import Provenance
 from vlparity.report.files import atomic_write_text
 from vlparity.report.model import SCHEMA_VERSION, CheckResult, ParityReport, PathReport
-from vlparity.report.views import report_warnings
+from vlparity.report.views import report_warnings, tolerance_limits
 
 
 def report_to_dict(report: ParityReport) -> dict[str, Any]:
     """Schema v3: ``{schema_version, model, model_type, device, dtype, reference, passed, warnings, versions,
+    provenance{timestamp,host,platform,cpu,commit,dirty},
     paths: {name: {passed, description, tolerance_version, limits, vision{max_abs_err,min_cosine,…},
     tokens{exact,first_divergence,…}, timings{stage: {count,total,mean,median,min,max}},
     memory{stage: {peak_rss_bytes,cuda_peak_bytes}}, artefact_bytes, details, checks[{…, metrics, series}]}}}``.
@@ -29,12 +31,13 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
         "passed": report.passed,
         "warnings": report_warnings(report),
         "versions": report.versions,
+        "provenance": asdict(report.provenance) if report.provenance is not None else None,
         "paths": {
             name: {
                 "passed": path.passed if name != report.reference else None,
                 "description": path.description,
                 "tolerance_version": path.tolerance_version,
-                "limits": _limits(report, name),
+                "limits": tolerance_limits(report, name),
                 "vision": path.vision_summary(),
                 "tokens": path.tokens_summary(),
                 "timings": path.timings,
@@ -57,12 +60,6 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
             for name, path in report.paths.items()
         },
     }
-
-
-def _limits(report: ParityReport, name: str) -> dict[str, Any] | None:
-    """The tolerance profile the path was judged by (every key of tolerances.toml), or None (the reference)."""
-    tolerance = report.tolerance_of(name)
-    return asdict(tolerance) if tolerance is not None else None
 
 
 def _json_safe(value: Any) -> Any:
@@ -93,6 +90,7 @@ def report_from_dict(data: dict[str, Any]) -> ParityReport:
         dtype=data["dtype"],
         reference=data["reference"],
         versions=data["versions"],
+        provenance=Provenance(**data["provenance"]) if data.get("provenance") else None,
     )
     for name, path in data["paths"].items():
         report.paths[name] = PathReport(

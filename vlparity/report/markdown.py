@@ -6,7 +6,17 @@ import html
 import re
 
 from vlparity.report.model import CheckResult, ParityReport
-from vlparity.report.views import SUMMARY_COLUMNS, answers, overall, report_warnings, summary_cells, tolerance_label
+from vlparity.report.views import (
+    SUMMARY_COLUMNS,
+    answers,
+    overall,
+    provenance_facts,
+    provenance_line,
+    report_warnings,
+    summary_cells,
+    tolerance_label,
+    tolerance_table,
+)
 
 MAX_FAILURES = 30
 MAX_ANSWERS = 30
@@ -30,13 +40,14 @@ def _where(check: CheckResult) -> str:
 
 def render_markdown(report: ParityReport) -> str:
     """Summary table per path (each judged figure next to its limit), the failing checks with their reasons, warnings
-    about the reference, and what each path answered."""
+    about the reference, what each path answered, every tolerance profile, and the run's provenance and versions."""
     lines = [
         f"## vlparity parity report: {_verdict(overall(report))}",
         "",
         f"{md_text(report.model)} ({md_text(report.model_type)}) on {md_text(report.device)}/{md_text(report.dtype)}, "
         f"reference path: {md_text(report.reference)}"
-        + (f", {md_text(tolerance_label(report))}" if tolerance_label(report) else ""),
+        + (f", {md_text(tolerance_label(report))}" if tolerance_label(report) else "")
+        + (f"; {md_text(provenance_line(report))}" if provenance_line(report) else ""),
         "",
         "| path | vision checks (failed) | token checks (failed) | "
         + " | ".join(md_text(column) for column in SUMMARY_COLUMNS.values())
@@ -56,6 +67,8 @@ def render_markdown(report: ParityReport) -> str:
     lines.extend(_failures(report))
     lines.extend(_warnings(report))
     lines.extend(_answers(report))
+    lines.extend(_tolerances(report))
+    lines.extend(_provenance(report))
     return "\n".join(lines) + "\n"
 
 
@@ -102,3 +115,21 @@ def _answers(report: ParityReport) -> list[str]:
 
 def _answer(text: str | None) -> str:
     return md_text(text) if text else "(empty)"
+
+
+def _tolerances(report: ParityReport) -> list[str]:
+    names, rows = tolerance_table(report)
+    if not names:
+        return []
+    lines = ["", "### Tolerance profiles (∞: off)", "", "| key | " + " | ".join(md_text(n) for n in names) + " |"]
+    lines.append("| --- " * (len(names) + 1) + "|")
+    lines += ["| " + " | ".join(md_text(cell) for cell in [key, *cells]) + " |" for key, cells in rows]
+    return lines
+
+
+def _provenance(report: ParityReport) -> list[str]:
+    facts = [*provenance_facts(report), *report.versions.items()]
+    if not facts:
+        return []
+    lines = ["", "### Provenance and library versions", "", "| | |", "| --- | --- |"]
+    return lines + [f"| {md_text(key)} | {md_text(value)} |" for key, value in facts]

@@ -18,11 +18,14 @@ class ReportShare:
 
 
 def merge_reports(shares: list[ReportShare]) -> ParityReport:
-    """Checks are concatenated; timings are recomputed from all raw durations; memory peaks take the maximum."""
+    """Checks are concatenated; timings are recomputed from all raw durations; memory peaks take the maximum; the
+    provenance is the earliest share's (when the run began)."""
     if not shares:
         raise ValueError("no report to merge")
     first = shares[0].report
     merged = ParityReport(first.model, first.model_type, first.device, first.dtype, first.reference, first.versions)
+    stamped = [share.report.provenance for share in shares if share.report.provenance is not None]
+    merged.provenance = min(stamped, key=lambda provenance: provenance.timestamp) if stamped else None  # earliest
     for share in shares:
         for name, path in share.report.paths.items():
             target = merged.paths.setdefault(name, PathReport(name=name, description=path.description))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlparity.parity.tolerances import Tolerance, load_tolerances
+from vlparity.provenance import Provenance
 
 SCHEMA_VERSION = 3  # v2: per-check ``series`` (plot data) and per-path ``memory``; v3: ``limits``, ``warnings``
 
@@ -119,6 +120,7 @@ class ParityReport:
     reference: str
     versions: dict[str, str]
     paths: dict[str, PathReport] = field(default_factory=dict)
+    provenance: Provenance | None = None  # when, where, from which commit; None for a report built by hand
 
     def tolerance_of(self, name: str) -> Tolerance | None:
         """The profile path ``name`` was judged by, read back from the tolerance file for this model's family; None

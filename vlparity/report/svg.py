@@ -17,10 +17,14 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 PASS_COLOUR, FAIL_COLOUR, NAN_COLOUR = "#1a7f37", "#cf222e", "#6a3d9a"
-BAR_COLOUR, HEAT_COLOUR = "#4c78a8", "#d7191c"
-# Heat map opacity follows log10(1 − cosine) from HEAT_FLOOR (transparent) to HEAT_CEIL (most opaque): one fixed
-# scale for every image and path, so a darker patch always means a larger error.
-HEAT_FLOOR, HEAT_CEIL, HEAT_MAX_OPACITY = -7.0, 0.0, 0.8  # 1 − cos = 1: orthogonal tokens
+BAR_COLOUR = "#4c78a8"
+# The heat map's colour follows log10(1 − cosine) from HEAT_FLOOR to HEAT_CEIL: one fixed scale for every image and
+# path, so a darker square always means a larger error. It is drawn in its own panel beside the image, on a neutral
+# grey (identical tokens), in one hue (light to dark blue) that no photo behind it can tint; NaN is purple.
+HEAT_FLOOR, HEAT_CEIL = -7.0, 0.0  # 1 − cos = 1: orthogonal tokens
+HEAT_BACKGROUND = "#ececec"
+HEAT_RAMP = ("#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")  # ColorBrewer Blues
+PANEL_GAP = 8  # px between the image panel and the heat-map panel
 KL_FLOOR, KL_CEIL = -12.0, 1.0  # log10 KL axis of the timeline
 HEATMAP_SIDE = 200  # px of the longer side of a heat map
 THUMBNAIL_SIDE = 160  # px of the longer side of the embedded image
@@ -111,17 +115,27 @@ def thumbnail_data_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def heat_opacity(cosine: float) -> float:
-    """0 for identical tokens, rising with log10(1 − cosine) to HEAT_MAX_OPACITY at 1 − cosine ≥ 10**HEAT_CEIL."""
+def heat_position(cosine: float) -> float | None:
+    """Where 1 − cosine sits on the fixed log scale, 0 (HEAT_FLOOR) … 1 (HEAT_CEIL); None for identical tokens or
+    a gap below the floor (left on the neutral background)."""
     gap = 1.0 - cosine
-    if gap <= 0:
-        return 0.0
-    position = (math.log10(gap) - HEAT_FLOOR) / (HEAT_CEIL - HEAT_FLOOR)
-    return HEAT_MAX_OPACITY * min(max(position, 0.0), 1.0)
+    if gap <= 0 or math.log10(gap) <= HEAT_FLOOR:
+        return None
+    return min((math.log10(gap) - HEAT_FLOOR) / (HEAT_CEIL - HEAT_FLOOR), 1.0)
+
+
+def heat_colour(position: float) -> str:
+    """The ramp's colour at ``position`` (0 … 1), interpolated between its stops."""
+    scaled = position * (len(HEAT_RAMP) - 1)
+    index = min(int(scaled), len(HEAT_RAMP) - 2)
+    low, high = (tuple(int(stop[i : i + 2], 16) for i in (1, 3, 5)) for stop in HEAT_RAMP[index : index + 2])
+    fraction = scaled - index
+    return "#" + "".join(f"{round(a + (b - a) * fraction):02x}" for a, b in zip(low, high, strict=True))
 
 
 def heatmap_svg(cosines: Sequence[Any], grid: Sequence[int] | None, image: str | None, label: str) -> str:
-    """One rectangle per image token at its place on the merged patch grid, over the image's thumbnail."""
+    """Two panels of the same size side by side: the image's thumbnail, and one square per image token at its place
+    on the merged patch grid (so a square and the part of the image it encodes are at the same spot)."""
     count = len(cosines)
     if grid and len(grid) == 2 and grid[0] * grid[1] == count:
         rows, cols = int(grid[0]), int(grid[1])
@@ -130,47 +144,57 @@ def heatmap_svg(cosines: Sequence[Any], grid: Sequence[int] | None, image: str |
         rows, image = max(1, math.ceil(count / cols)), None
     cell = HEATMAP_SIDE / max(rows, cols)
     width, height = cols * cell, rows * cell
-    uri = thumbnail_data_uri(image) if image else None
-    body = [
+    body = []
+    heat_x = 0.0
+    if image is not None:
+        body.append(_image_panel(image, width, height))
+        heat_x = width + PANEL_GAP
+    body.append(f'<g class="heat-panel" transform="translate({heat_x:.1f} 0)">')
+    body.append(f'<rect x="0" y="0" width="{width:.1f}" height="{height:.1f}" fill="{HEAT_BACKGROUND}"/>')
+    for index, value in enumerate(cosines):
+        nan = _is_nan(value)
+        position = None if nan else heat_position(float(value))
+        if not nan and position is None:
+            continue  # identical: the background says it, drawing it would only add bytes
+        row, col = divmod(index, cols)
+        what = "cosine NaN" if nan else f"1 − cosine {1.0 - float(value):.2g}"
+        fill = NAN_COLOUR if position is None else heat_colour(position)
+        body.append(
+            f'<rect class="token" x="{col * cell:.2f}" y="{row * cell:.2f}" width="{cell:.2f}" height="{cell:.2f}" '
+            f'fill="{fill}">{_title(f"token {index} (row {row}, col {col}): {what}")}</rect>'
+        )
+    body.append(f'<rect x="0" y="0" width="{width:.1f}" height="{height:.1f}" fill="none" stroke="#999"/></g>')
+    return _plot("heatmap", heat_x + width, height, label, body)
+
+
+def _image_panel(image: str, width: float, height: float) -> str:
+    """The image stretched to the token grid's panel (the grid covers the whole resized image), or a grey
+    placeholder when the file can no longer be read."""
+    uri = thumbnail_data_uri(image)
+    content = (
         f'<image href="{uri}" x="0" y="0" width="{width:.1f}" height="{height:.1f}" preserveAspectRatio="none"/>'
         if uri
         else f'<rect x="0" y="0" width="{width:.1f}" height="{height:.1f}" fill="#eee"/>'
-    ]
-    body.append(f'<g fill="{HEAT_COLOUR}">')
-    for index, value in enumerate(cosines):
-        nan = _is_nan(value)
-        opacity = HEAT_MAX_OPACITY if nan else heat_opacity(float(value))
-        if opacity == 0:
-            continue  # below the scale: drawing it would only add bytes
-        row, col = divmod(index, cols)
-        what = "cosine NaN" if nan else f"1 − cosine {1.0 - float(value):.2g}"
-        fill = f' fill="{NAN_COLOUR}"' if nan else ""
-        body.append(
-            f'<rect class="token" x="{col * cell:.2f}" y="{row * cell:.2f}" width="{cell:.2f}" height="{cell:.2f}" '
-            f'fill-opacity="{opacity:.2f}"{fill}>'
-            f"{_title(f'token {index} (row {row}, col {col}): {what}')}</rect>"
-        )
-    body.append("</g>")
-    body.append(f'<rect x="0" y="0" width="{width:.1f}" height="{height:.1f}" fill="none" stroke="#999"/>')
-    return _plot("heatmap", width, height, label, body)
+        + _text(width / 2, height / 2, "image unavailable", anchor="middle", size=10, extra='fill="#777"')
+    )
+    return (
+        f'<g class="image-panel">{content}'
+        f'<rect x="0" y="0" width="{width:.1f}" height="{height:.1f}" fill="none" stroke="#999"/></g>'
+    )
 
 
 def heat_legend_svg() -> str:
-    """The heat map's fixed scale: opacity per decade of 1 − cosine."""
-    steps = list(range(int(HEAT_FLOOR), int(HEAT_CEIL) + 1))
+    """The heat map's fixed scale: the colour per decade of 1 − cosine, the background of identical tokens, NaN."""
+    steps = list(range(int(HEAT_FLOOR) + 1, int(HEAT_CEIL) + 1))
+    swatches = [("≤ 1e-7", HEAT_BACKGROUND)]
+    swatches += [(f"1e{decade}", heat_colour(heat_position(1.0 - 10.0**decade) or 0.0)) for decade in steps]
+    swatches.append(("NaN", NAN_COLOUR))
     body = [_text(0, 24, "1 − cosine:", size=11)]
-    for index, decade in enumerate(steps):
-        x = 72 + index * 44
-        opacity = heat_opacity(1.0 - 10.0**decade)
-        body.append(
-            f'<rect x="{x}" y="10" width="40" height="18" fill="{HEAT_COLOUR}" fill-opacity="{opacity:.3f}" '
-            'stroke="#ccc"/>'
-        )
-        body.append(_text(x + 20, 42, f"1e{decade}", anchor="middle", size=10))
-    x = 72 + len(steps) * 44 + 8
-    body.append(f'<rect x="{x}" y="10" width="40" height="18" fill="{NAN_COLOUR}" fill-opacity="{HEAT_MAX_OPACITY}"/>')
-    body.append(_text(x + 20, 42, "NaN", anchor="middle", size=10))
-    return _plot("legend", x + 50, 48, "heat map scale", body)
+    for index, (text, colour) in enumerate(swatches):
+        x = 72 + index * 44 + (8 if text == "NaN" else 0)
+        body.append(f'<rect x="{x}" y="10" width="40" height="18" fill="{colour}" stroke="#ccc"/>')
+        body.append(_text(x + 20, 42, text, anchor="middle", size=10))
+    return _plot("legend", 72 + len(swatches) * 44 + 16, 48, "heat map scale", body)
 
 
 # --- token divergence timeline ------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
+from vlparity.parity.tolerances import Tolerance
 from vlparity.report.model import ParityReport, PathReport
 
 
@@ -55,6 +57,64 @@ def tolerance_label(report: ParityReport) -> str:
     """``tolerances v3``: the tolerance file version(s) the candidate paths were judged by ("" if none recorded)."""
     versions = sorted({path.tolerance_version for path in report.candidates if path.tolerance_version is not None})
     return f"tolerances v{'/'.join(map(str, versions))}" if versions else ""
+
+
+def tolerance_limits(report: ParityReport, name: str) -> dict[str, Any] | None:
+    """The tolerance profile path ``name`` was judged by (every key of tolerances.toml), or None (the reference, a
+    path without a profile, a report judged under another version of the file)."""
+    tolerance = report.tolerance_of(name)
+    return asdict(tolerance) if tolerance is not None else None
+
+
+def fmt_limit(value: object) -> str:
+    """A limit exactly as the file sets it (0.99999 must not read 1), ``∞`` where it is off."""
+    if isinstance(value, float):
+        return "∞" if math.isinf(value) else f"{value:.10g}"
+    return str(value)
+
+
+TOLERANCE_KEYS = ("version", *(f.name for f in fields(Tolerance) if f.name != "version"))
+
+
+def tolerance_table(report: ParityReport) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Candidate paths (columns) and one row per tolerance key with each path's limit (``-``: no profile for that
+    path in this tolerance file); no columns when no candidate has one."""
+    limits = {path.name: tolerance_limits(report, path.name) for path in report.candidates}
+    limits = {name: profile for name, profile in limits.items() if profile is not None}
+    if not limits:
+        return [], []
+    rows = [(key, [fmt_limit(profile[key]) for profile in limits.values()]) for key in TOLERANCE_KEYS]
+    return list(limits), rows
+
+
+def provenance_facts(report: ParityReport) -> list[tuple[str, str]]:
+    """When, where and from which vlparity commit the run was made ([] for a report without provenance)."""
+    provenance = report.provenance
+    if provenance is None:
+        return []
+    commit = "not a git checkout" if provenance.commit is None else provenance.commit
+    if provenance.dirty:
+        commit += " (with uncommitted changes)"
+    return [
+        ("time (UTC)", provenance.timestamp),
+        ("host", provenance.host),
+        ("platform", provenance.platform),
+        ("CPU", provenance.cpu or "unknown"),
+        ("vlparity commit", commit),
+    ]
+
+
+def provenance_line(report: ParityReport) -> str:
+    """One line for a page's header: ``2026-12-01T02:30:00Z on host, vlparity 0.1.0 at 1a2b3c4d5e6f``."""
+    provenance = report.provenance
+    if provenance is None:
+        return ""
+    version = report.versions.get("vlparity", "?")
+    if provenance.commit is None:
+        source = f"vlparity {version}"
+    else:
+        source = f"vlparity {version} at {provenance.commit[:12]}" + (" (modified)" if provenance.dirty else "")
+    return f"run {provenance.timestamp} on {provenance.host}, {source}"
 
 
 def answers(report: ParityReport) -> dict[str, dict[str, str | None]]:
