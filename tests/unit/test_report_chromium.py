@@ -90,3 +90,14 @@ def test_the_screenshot_shows_a_styled_page(rendered: Rendered) -> None:
         colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 20) or []}
     assert len(colours) > 100  # text, plots and a photo thumbnail, not a blank or error page
     assert (0xCF, 0x22, 0x2E) in colours and (0x1A, 0x7F, 0x37) in colours  # the FAIL and PASS badges
+
+
+def test_heat_map_panels_sit_beside_their_image_without_overlap(rendered: Rendered) -> None:
+    laid_out = re.search(r'data-heatmaps-laid-out="(\d+)"', rendered.dom)
+    assert laid_out is not None and int(laid_out.group(1)) >= 1  # the failing path's block is open
+    assert 'data-heatmap-panels-overlapping="0"' in rendered.dom
+
+
+def test_the_provenance_line_is_laid_out_in_the_header(rendered: Rendered) -> None:
+    assert 'data-provenance-visible="true"' in rendered.dom
+    assert "run 2026-12-01T02:30:00Z on ci-runner-7" in rendered.dom

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tests.unit.report_samples import build_report, hesitating_awq_report, with_references
+from vlparity.parity.tolerances import Tolerance, load_tolerances
 from vlparity.report.markdown import MAX_FAILURES, md_text, render_markdown
 
 
@@ -86,3 +87,24 @@ def test_a_report_where_no_check_ran_says_so() -> None:
     for path in report.paths.values():
         path.checks = []
     assert render_markdown(report).splitlines()[0] == "## vlparity parity report: no check ran"
+
+
+def test_the_run_line_says_when_where_and_from_which_commit() -> None:
+    line = render_markdown(build_report()).splitlines()[2]
+    assert line.endswith("; run 2026-12-01T02:30:00Z on ci-runner-7, vlparity 0.1.0 at 0c4cfc1d0c4c (modified)")
+
+
+def test_every_tolerance_key_of_each_candidate_is_listed() -> None:
+    markdown = render_markdown(build_report())
+    assert "| key | split | onnx-int8 |" in markdown
+    int8 = load_tolerances(model_type="qwen2_5_vl")["onnx-int8"]
+    assert _table_rows(markdown, "vision\\_min\\_cosine")[0].endswith(f"| {int8.vision_min_cosine:.10g} |")
+    assert {row.split(" | ")[0][2:] for row in _table_rows(markdown, "")} >= {
+        md_text(key) for key in Tolerance.__dataclass_fields__
+    }
+
+
+def test_the_provenance_table_lists_the_machine_and_every_version() -> None:
+    markdown = render_markdown(build_report())
+    assert "| CPU | Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz |" in markdown
+    assert "| gptqmodel | not installed |" in markdown and "| onnxruntime | 1.32.0 |" in markdown
