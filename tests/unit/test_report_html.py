@@ -226,8 +226,8 @@ def test_details_are_nested_key_value_tables_not_a_json_dump(page: str) -> None:
     assert "<tr><th>requested</th><td><ul><li>CPUExecutionProvider</li></ul></td></tr>" in page
 
 
-def test_details_show_none_and_empty_values_in_words() -> None:
-    assert key_values({"audit": None, "warns": [], "extra": {}}) == (
+def test_details_show_none_empty_and_boolean_values_in_words() -> None:
+    assert key_values({"audit": None, "warns": [], "extra": {}, "fallback_allowed": False}) == (
         '<table class="kv"><tr><th>audit</th><td>-</td></tr><tr><th>warns</th><td>none</td></tr>'
-        "<tr><th>extra</th><td>none</td></tr></table>"
+        "<tr><th>extra</th><td>none</td></tr><tr><th>fallback_allowed</th><td>no</td></tr></table>"
     )

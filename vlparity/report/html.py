@@ -374,7 +374,7 @@ def _details(report: ParityReport) -> str:
 
 def key_values(value: Any) -> str:
     """A path's free-form details made readable: mappings as nested key/value tables, lists as lists, the rest as
-    escaped text (``-`` for None, ``none`` for an empty list or mapping)."""
+    escaped text (``-`` for None, ``none`` for an empty list or mapping, yes/no for booleans)."""
     if isinstance(value, dict):
         if not value:
             return "none"
@@ -384,6 +384,8 @@ def key_values(value: Any) -> str:
         return f'<table class="kv">{rows}</table>'
     if isinstance(value, list | tuple):
         return f"<ul>{''.join(f'<li>{key_values(item)}</li>' for item in value)}</ul>" if value else "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return "-" if value is None else escape(str(value))
 
 
