@@ -65,9 +65,9 @@ SCRIPT = """
 (function () {
   var body = document.body, plots = document.querySelectorAll("svg.plot"), laidOut = 0, overlapping = 0;
   body.setAttribute("data-plots-rendered", String(plots.length));
-  document.querySelectorAll('svg[data-kind="heatmap"]').forEach(function (svg) {
-    var image = svg.querySelector("g.image-panel"), heat = svg.querySelector("g.heat-panel");
-    if (!image || !heat) { return; }
+  document.querySelectorAll("g.heat-panel").forEach(function (heat) {
+    var image = heat.ownerSVGElement.querySelector("g.image-panel");
+    if (!image) { return; }
     var a = image.getBoundingClientRect(), b = heat.getBoundingClientRect();
     if (a.width === 0 || b.width === 0) { return; }  // inside a closed <details>
     laidOut += 1;
