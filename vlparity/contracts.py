@@ -354,13 +354,13 @@ def _text_parts(directory: Path, trust_remote_code: bool) -> dict[str, Any]:
     return parts
 
 
-def _generation_config(directory: Path) -> dict[str, Any] | None:
+def _generation_config(directory: Path, trust_remote_code: bool) -> dict[str, Any] | None:
     from transformers import GenerationConfig
 
     if not (directory / GENERATION_FILE).is_file():
         return None
     try:
-        config = GenerationConfig.from_pretrained(directory).to_dict()
+        config = GenerationConfig.from_pretrained(directory, trust_remote_code=trust_remote_code).to_dict()
     except (OSError, ValueError) as exc:
         raise ArtefactContractError(f"--awq-model {directory / GENERATION_FILE}: not loadable ({exc}).") from exc
     config.pop("transformers_version", None)
@@ -383,9 +383,9 @@ def foreign_parts(directory: Path, context: PathContext) -> list[str]:
         for part, value in found.items()
         if value != expected.get(part)
     ]
-    generation = _generation_config(directory)
+    generation = _generation_config(directory, context.trust_remote_code)
     if generation is not None:
-        reference = _generation_config(source) or {}
+        reference = _generation_config(source, context.trust_remote_code) or {}
         changed = sorted(
             key for key in generation.keys() | reference.keys() if generation.get(key) != reference.get(key)
         )
