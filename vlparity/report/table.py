@@ -1,4 +1,4 @@
-"""Terminal rendering: one row per (path, check) with the worst metric and the verdict."""
+"""Terminal rendering: one row per (path, check) with the verdict and the worst judged figures."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from vlparity.report.views import answers, report_warnings, token_gates, toleran
 
 
 def render_table(report: ParityReport) -> str:
-    """Each row's ``judged/limit`` column shows the worst figure the verdict judged next to the profile's limit."""
-    header = ("path", "check", "n", "failed", "worst judged/limit", "verdict")
+    """Each row's ``judged/limit`` column shows the worst figure the verdict judged next to the profile's limit. The
+    verdict comes before it: that column is long (a token row names every gate), the verdict must not scroll away."""
+    header = ("path", "check", "n", "failed", "verdict", "worst judged/limit")
     rows = []
     for path in report.candidates:
         vision, tokens = path.vision_summary(), path.tokens_summary()
@@ -21,7 +22,7 @@ def render_table(report: ParityReport) -> str:
         if not path.checks:
             rows.append((path.name, "-", 0, 0, "no checks ran", None))
     verdicts = {True: "PASS", False: "FAIL", None: "not run"}
-    cells = [header] + [(p, c, str(n), str(f), w, verdicts[ok]) for p, c, n, f, w, ok in rows]
+    cells = [header] + [(p, c, str(n), str(f), verdicts[ok], w) for p, c, n, f, w, ok in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     tolerances = tolerance_label(report)
     lines = [
