@@ -60,5 +60,5 @@ def test_two_workers_give_one_table_and_one_report(pytester: pytest.Pytester, tm
         f"--vlparity-cache-dir={tmp_path}", f"--vlparity-report={report}",
     )  # fmt: skip
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*vlparity parity summary*", "split*tokens*2*0*PASS", "overall: PASS"])
+    result.stdout.fnmatch_lines(["*vlparity parity summary*", "split*tokens*2*0*PASS *", "overall: PASS"])
     assert len(json.loads(report.read_text())["paths"]["split"]["checks"]) == 2

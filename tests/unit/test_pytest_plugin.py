@@ -133,7 +133,7 @@ def test_run_prints_the_summary_and_writes_the_report(pytester: pytest.Pytester,
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["*vlparity parity summary*", "split*vision*PASS", "split*tokens*PASS", "overall: PASS"]
+        ["*vlparity parity summary*", "split*vision*PASS *", "split*tokens*PASS *", "overall: PASS"]
     )
     data = json.loads(report.read_text())
     assert data["paths"]["split"]["passed"] is True
