@@ -22,13 +22,14 @@ from safetensors import safe_open
 from torch import nn
 
 from vlparity.errors import ArtefactError, UsageError
+from vlparity.model_source import FIXTURES_DIR
 from vlparity.progress import library_output_logged
 from vlparity.quantize.awq_compat import MODULES_TO_NOT_CONVERT, awq_class_for, import_autoawq
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP_SIZE = 128
-CALIBRATION_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "calibration.json"
+CALIBRATION_FILE = FIXTURES_DIR / "calibration.json"
 GENERATION_CONFIG = "generation_config.json"
 
 

@@ -4,7 +4,6 @@ warnings about a degenerate reference, and the per-sample answers of each path."
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -151,10 +150,8 @@ class Gate:
         return str(self).removeprefix(f"{self.label} ")
 
 
-def _limit(value: float | None, format_value: Callable[[float | None], str] = fmt) -> str | None:
-    if value is None:
-        return None
-    return "∞" if math.isinf(value) else format_value(value)
+def _limit(value: float | None) -> str | None:
+    return None if value is None else fmt_limit(value)
 
 
 def vision_gates(report: ParityReport, path: PathReport) -> list[Gate]:
@@ -166,7 +163,7 @@ def vision_gates(report: ParityReport, path: PathReport) -> list[Gate]:
         Gate(
             "min cos",
             fmt_cosine(summary["min_cosine"]),
-            _limit(tolerance.vision_min_cosine if tolerance else None, fmt_cosine),
+            _limit(tolerance.vision_min_cosine if tolerance else None),
         ),
         Gate("rel L2", fmt(summary["max_rel_l2"]), _limit(tolerance.vision_max_rel_l2 if tolerance else None)),
     ]
