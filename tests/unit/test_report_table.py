@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.report_samples import build_report, hesitating_awq_report, with_references
+from tests.unit.report_samples import TOLERANCE_VERSION, build_report, hesitating_awq_report, with_references
 from vlparity.report.table import render_table
 
 
@@ -23,7 +23,7 @@ def test_every_vision_limit_is_shown() -> None:
 
 
 def test_the_header_names_the_tolerance_version() -> None:
-    assert render_table(build_report()).splitlines()[0].endswith(", tolerances v3")
+    assert render_table(build_report()).splitlines()[0].endswith(f", tolerances v{TOLERANCE_VERSION}")
 
 
 def test_a_degenerate_reference_is_warned_without_failing() -> None:

@@ -10,10 +10,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from vlparity.parity.accuracy import paired_delta
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, load_tolerances, tolerance_for
-from vlparity.parity.verdict import Verdict, judge_tokens, judge_vision
+from vlparity.parity.verdict import Verdict, judge_accuracy, judge_tokens, judge_vision
 from vlparity.parity.weights import LinearError, judge_weights
 
 EXACT = tolerance_for("split")
@@ -111,6 +112,14 @@ def _weights(tolerance: Tolerance) -> Verdict:
     return Verdict(passed=not reasons, reasons=reasons)
 
 
+def _accuracy(tolerance: Tolerance) -> Verdict:
+    """Task accuracy on an eval set (``judge_accuracy``, run when one is given): the fewest lost answers out of 1000
+    that take the drop just past the profile's limit."""
+    n = 1000
+    lost = math.floor(tolerance.max_accuracy_drop * n) + 1
+    return judge_accuracy(paired_delta([True] * n, [True] * (n - lost) + [False] * lost), tolerance)
+
+
 BREAKERS: dict[str, Callable[[Tolerance], Verdict | None]] = {
     "vision_atol": lambda t: None if math.isinf(t.vision_atol) else _break_atol(t),
     "vision_min_cosine": lambda t: _vision(t, min_token_cosine=_below(t.vision_min_cosine)),
@@ -127,6 +136,7 @@ BREAKERS: dict[str, Callable[[Tolerance], Verdict | None]] = {
         None if math.isinf(t.kernel_max_abs_logit) else _tokens(t, kernel=_beyond(t.kernel_max_abs_logit))
     ),
     "weight_max_rel_l2": lambda t: None if math.isinf(t.weight_max_rel_l2) else _weights(t),
+    "max_accuracy_drop": lambda t: None if t.max_accuracy_drop >= 1 else _accuracy(t),
 }  # None: the profile disables that limit, e.g. atol = inf on fp16/int8
 
 BEHAVIOURS = {  # keys that are not limits → the test that pins what they do
@@ -171,6 +181,7 @@ def test_the_clean_metrics_pass_every_profile() -> None:
     for family in FAMILIES:
         for tolerance in load_tolerances(model_type=family).values():
             assert _vision(tolerance).passed and _tokens(tolerance, kernel=0.0).passed
+            assert judge_accuracy(paired_delta([True, False] * 50, [True, False] * 50), tolerance).passed
 
 
 @pytest.mark.parametrize(("path", "scale"), [("onnx-fp16", 1.2), ("onnx-int8", 2.0)])
@@ -209,3 +220,16 @@ def test_a_hesitating_reference_step_is_reported_not_gated() -> None:
     settled = compare_teacher_forced(reference, candidate, tokens, settled_p=0.9)
     assert not judge_tokens(CLEAN_TOKENS, gated, dataclasses.replace(tolerance, settled_p=0.0)).passed
     assert judge_tokens(CLEAN_TOKENS, settled, tolerance).passed and settled.ambiguous_steps == 1
+
+
+def test_the_accuracy_gate_judges_the_point_estimate_and_shows_the_interval() -> None:
+    """A drop exactly at the limit passes; one more lost answer fails, the reason naming the key, both accuracies,
+    the interval and McNemar's p; answers gained elsewhere offset answers lost (the net drop is judged)."""
+    tolerance = dataclasses.replace(tolerance_for("onnx-int8"), max_accuracy_drop=0.03)
+    at_limit = paired_delta([True] * 100, [True] * 97 + [False] * 3)
+    beyond = paired_delta([True] * 100, [True] * 96 + [False] * 4)
+    offset = paired_delta([True] * 90 + [False] * 10, [True] * 86 + [False] * 4 + [True] * 10)
+    assert judge_accuracy(at_limit, tolerance).passed and judge_accuracy(offset, tolerance).passed
+    (reason,) = judge_accuracy(beyond, tolerance).reasons
+    assert reason.startswith("accuracy drop 0.04 > 0.03 (max_accuracy_drop): 100.0% → 96.0% on 100 questions")
+    assert "95 % CI [" in reason and "McNemar p" in reason and "4 lost / 0 gained" in reason

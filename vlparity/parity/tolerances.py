@@ -31,6 +31,7 @@ class Tolerance:
     kernel_max_abs_logit: float  # quantized model vs its dequantized float twin (inf where there is no twin)
     weight_max_rel_l2: float  # quantized paths: each LM linear's dequantized effective weight vs original's (inf: none)
     settled_p: float  # KL / same-top-1 gate only steps where the reference's top-1 probability reaches this
+    max_accuracy_drop: float  # eval set only (--eval-set): accuracy(original) − accuracy(path), the point estimate
     version: int
 
 

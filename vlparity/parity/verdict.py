@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vlparity.parity.accuracy import AccuracyDelta
 from vlparity.parity.tensors import TensorComparison
 from vlparity.parity.tokens import TeacherForcedComparison, TokenComparison
 from vlparity.parity.tolerances import Tolerance
@@ -86,6 +87,24 @@ def judge_tokens(
             rate = teacher_forced.settled_same_top1_rate
             reasons.append(f"{stage}same-top-1 rate {rate:.3f} < {tolerance.same_top1_min:g} (same_top1_min{scope})")
     return Verdict(passed=not reasons, reasons=tuple(reasons))
+
+
+def judge_accuracy(delta: AccuracyDelta, tolerance: Tolerance) -> Verdict:
+    """Task accuracy on an eval set: fails when the point estimate of the drop, accuracy(original) − accuracy(path),
+    exceeds ``max_accuracy_drop``. The 95 % interval and McNemar's p are in the reason (and the report) to read the
+    drop by, not gated: a small eval set cannot rule a drop out, and a gate on the interval would pass every fault on
+    it."""
+    if not delta.drop > tolerance.max_accuracy_drop:
+        return Verdict(passed=True, reasons=())
+    return Verdict(
+        passed=False,
+        reasons=(
+            f"accuracy drop {delta.drop:.3g} > {tolerance.max_accuracy_drop:g} (max_accuracy_drop): "
+            f"{delta.reference_accuracy:.1%} → {delta.candidate_accuracy:.1%} on {delta.n} questions, {delta.lost} "
+            f"lost / {delta.gained} gained; Δ {delta.delta:+.3f}, 95 % CI [{delta.ci_low:+.3f}, {delta.ci_high:+.3f}] "
+            f"(Newcombe), McNemar p {delta.mcnemar_p:.3g}",
+        ),
+    )
 
 
 def first_failing(comparisons: list[TensorComparison], tolerance: Tolerance) -> int | None:
