@@ -54,3 +54,8 @@ class OutputNotWritableError(UsageError):
 class UnsafePathError(UsageError):
     """A name taken from an input would place a file outside the directory it belongs in (``..``, absolute, or a
     symlink that leads out)."""
+
+
+class EvalSetError(InputFileError):
+    """An eval set (``--eval-set``) is unusable: a missing file, a bad line, an unreadable image, an empty slice. The
+    message names the file and line (or the spec) and the remedy."""
