@@ -24,6 +24,7 @@ from typing import TextIO
 from vlparity import __version__, progress
 from vlparity.cli_options import BUILD_OPTIONS, EXTRA_OPTIONS, JUDGE_OPTIONS, OPTION_SETS, REPORT_SUFFIXES
 from vlparity.errors import OutputNotWritableError, UsageError, VlparityError
+from vlparity.eval_sets import EvalSet, load_eval_set
 from vlparity.image_specs import samples_from_specs
 from vlparity.inputs import Sample
 from vlparity.paths import REFERENCE_PATH, parse_path_names
@@ -182,6 +183,11 @@ def _check_max_new_tokens(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-new-tokens {args.max_new_tokens}: must be at least 1.")
 
 
+def eval_set_from_args(args: argparse.Namespace) -> EvalSet | None:
+    """``--eval-set``, loaded (every image opened) before any model work: a bad line should not cost a whole run."""
+    return load_eval_set(args.eval_set) if getattr(args, "eval_set", None) else None
+
+
 def command_judge(args: argparse.Namespace) -> int:
     """split, run-onnx, run-awq, run: run the paths, judge them against original, print the table."""
     from vlparity.report.table import render_table
@@ -190,10 +196,11 @@ def command_judge(args: argparse.Namespace) -> int:
     targets = report_targets(args)
     names = path_names_from_args(args)
     samples = samples_from_args(args.image, args.prompt)
+    eval_set = eval_set_from_args(args)
     session = ParitySession(settings_from_args(args, tuple(names)))
     for runner in external_runners(session.context, artefacts_from_args(args), session.path_names):
         session.use_runner(runner)
-    report = session.run(samples, progress=not args.quiet)
+    report = session.run(samples, progress=not args.quiet, eval_set=eval_set)
     result(render_table(report).splitlines()[-1] if args.quiet else render_table(report))
     if args.command == "split" and not args.quiet:
         result(f"split: {session.runner('split').artefact_dir}")
@@ -209,6 +216,7 @@ def command_original(args: argparse.Namespace) -> int:
     targets = report_targets(args)
     path_names_from_args(args)  # refuses --onnx-vision & co., which original would ignore
     samples = samples_from_args(args.image, args.prompt)
+    eval_set = eval_set_from_args(args)
     session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
     answers = [
         (sample.sample_id, session.decode(session.generation(REFERENCE_PATH, sample).tokens))
@@ -216,6 +224,14 @@ def command_original(args: argparse.Namespace) -> int:
     ]
     for sample_id, answer in answers:
         result(f"{sample_id}: {answer!r}")
+    if eval_set is not None:  # nothing to judge against: the reference's own accuracy
+        from vlparity.parity.accuracy import accuracy, is_correct
+
+        predictions, _ = session.eval_answers(REFERENCE_PATH, eval_set, progress=not args.quiet)
+        correct = [is_correct(p, item.answer) for p, item in zip(predictions, eval_set.items, strict=True)]
+        result(
+            f"eval set {eval_set.spec}: {REFERENCE_PATH} accuracy {accuracy(correct):.1%} on {len(correct)} questions"
+        )
     write_reports(session.report(), targets)
     return EXIT_PASS
 

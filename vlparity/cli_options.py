@@ -56,6 +56,12 @@ def _input_options() -> argparse.ArgumentParser:
     )  # fmt: skip
     group.add_argument("--prompt", default=None, help=f"prompt text (default: {fixture_prompts()[0]!r})")
     group.add_argument("--max-new-tokens", "--max-tokens", type=int, default=16, help="greedy tokens per sample")
+    group.add_argument(
+        "--eval-set", default=None, metavar="easy-vqa[A:B]|FILE.jsonl",
+        help="also score every path's answers to these questions and judge the accuracy drop against original "
+        "(max_accuracy_drop): easy-vqa, easy-vqa[:N], easy-vqa[A:B] (pip install 'vlparity[eval]') or a JSONL file of "
+        '{"image": ..., "question": ..., "answer": ...} lines',
+    )  # fmt: skip
     return inputs
 
 

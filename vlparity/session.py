@@ -15,15 +15,17 @@ import numpy as np
 
 from vlparity.devices import check_device_map, dtype_name, resolve_device, resolve_dtype
 from vlparity.errors import UsageError
+from vlparity.eval_sets import EvalSet
 from vlparity.inputs import Sample, load_image
 from vlparity.model_source import resolve_model
+from vlparity.parity.accuracy import compare_accuracy
 from vlparity.parity.generation import GenerationDrift, compare_generation_configs
 from vlparity.parity.layers import LayerDivergence, compare_layers, noise_threshold
 from vlparity.parity.series import error_histogram, merged_patch_grid
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, tolerance_for
-from vlparity.parity.verdict import first_failing, judge_tokens, judge_vision
+from vlparity.parity.verdict import first_failing, judge_accuracy, judge_tokens, judge_vision
 from vlparity.parity.weights import LinearError, judge_weights
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
 from vlparity.paths.base import capture_decoder_states, embedding_arrays
@@ -131,6 +133,7 @@ class ParitySession:
     _outputs: dict[tuple[str, Sample], _SampleOutputs] = field(default_factory=dict, init=False)
     _results: dict[str, list[CheckResult]] = field(default_factory=dict, init=False)
     _generation_drift: dict[str, tuple[list[GenerationDrift], Path]] = field(default_factory=dict, init=False)
+    _eval_answers: dict[tuple[str, str], tuple[list[str], int]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.path_names = parse_path_names(self.settings.paths)
@@ -434,8 +437,9 @@ class ParitySession:
             self._results.setdefault(result.path, []).append(result)
         return results
 
-    def run(self, samples: list[Sample], progress: bool = False) -> ParityReport:
-        """Every check of every candidate path on every sample. ``progress``: a bar on a terminal, else log lines."""
+    def run(self, samples: list[Sample], progress: bool = False, eval_set: EvalSet | None = None) -> ParityReport:
+        """Every check of every candidate path on every sample, then (given ``eval_set``) each path's task accuracy
+        against original's. ``progress``: a bar on a terminal, else log lines."""
         from vlparity.progress import bar, enabled
 
         steps = [(name, index, sample) for name in self.candidates for index, sample in enumerate(samples, start=1)]
@@ -446,7 +450,72 @@ class ParitySession:
             if sample.images:
                 self.check_vision(name, sample)
             self.check_tokens(name, sample)
+        if eval_set is not None:
+            for name in self.candidates:
+                self.check_accuracy(name, eval_set, progress)
         return self.report()
+
+    def eval_answers(self, name: str, eval_set: EvalSet, progress: bool = False) -> tuple[list[str], int]:
+        """Path ``name``'s greedy answer (decoded text) to every question of ``eval_set``, and how many it could not
+        answer (its vision encoder gave another image token count than the prompt has: answered ``""``, i.e. wrong).
+
+        Only tokens are kept (no logits, no per-sample parity checks: a nightly set has thousands of questions); one
+        vision encode serves consecutive questions about the same image(s). Cached per path and spec."""
+        from vlparity.progress import bar, enabled
+
+        key = (name, eval_set.spec)
+        if key not in self._eval_answers:
+            runner = self.runner(name)
+            merge = self.context.source.config["vision_config"]["spatial_merge_size"]
+            shown = progress and enabled()
+            if progress:
+                log.info("%s: answering %d question(s) of eval set %s", name, len(eval_set), eval_set.spec)
+            answers, unanswered = [], 0
+            images, embeddings = None, []
+            for item in bar(eval_set.items, f"eval {eval_set.spec} {name}") if shown else eval_set.items:
+                inputs = runner.preprocess(item.sample)
+                if item.sample.images != images:
+                    images, embeddings = item.sample.images, runner.vision_encode(inputs)
+                if item.sample.images:
+                    expected = (inputs["image_grid_thw"].prod(-1) // merge**2).tolist()
+                    if [embedding.shape[0] for embedding in embeddings] != expected:
+                        answers.append("")
+                        unanswered += 1
+                        continue
+                generation = runner.generate(
+                    item.sample, self.settings.max_new_tokens, runner.model_inputs_with(inputs, embeddings)
+                )
+                answers.append(self.decode(generation.tokens))
+            self._eval_answers[key] = answers, unanswered
+        return self._eval_answers[key]
+
+    def check_accuracy(self, name: str, eval_set: EvalSet, progress: bool = False) -> CheckResult:
+        """Task accuracy of path ``name`` against ``original``'s on ``eval_set``: per-path accuracy, the paired delta
+        with its 95 % CI and McNemar's p, the flipped answers, judged by ``max_accuracy_drop``; recorded."""
+        tolerance = self.tolerance(name)
+        reference, _ = self.eval_answers(REFERENCE_PATH, eval_set, progress)
+        candidate, unanswered = self.eval_answers(name, eval_set, progress)
+        comparison = compare_accuracy(
+            [item.answer for item in eval_set.items],
+            reference,
+            candidate,
+            questions=[item.sample.prompt for item in eval_set.items],
+            images=[item.image_names for item in eval_set.items],
+        )
+        verdict = judge_accuracy(comparison.delta, tolerance)
+        reasons = verdict.reasons
+        if unanswered and not verdict.passed:
+            reasons = (*reasons, f"{unanswered} question(s) unanswered: the image token count differs (see tokens)")
+        metrics: dict[str, Any] = {
+            "eval_set": eval_set.spec,
+            **asdict(comparison.delta),
+            "drop": comparison.delta.drop,
+            "changed": comparison.changed,
+            "unanswered": unanswered,
+        }
+        series = {"flips": [{**asdict(flip), "source": eval_set.items[flip.index].source} for flip in comparison.flips]}
+        result = CheckResult(name, "accuracy", eval_set.spec, None, verdict.passed, reasons, metrics, series)
+        return self._record([result])[0]
 
     def stage_durations(self) -> dict[str, dict[str, list[float]]]:
         """Seconds of every timed stage call, per path (what ``report``'s timing summaries are computed from)."""

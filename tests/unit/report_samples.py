@@ -5,6 +5,7 @@ controls it, and a provenance stamp."""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 from vlparity.inputs import fixture_images
 from vlparity.parity.series import LOG10_EDGES
@@ -143,4 +144,30 @@ def with_references(report: ParityReport, *answers: tuple[list[int], str]) -> Pa
         _tokens("split", f"s{i}", tokens, [0.0] * len(tokens), text, tokens, reference_text=text)
         for i, (tokens, text) in enumerate(answers)
     ]
+    return report
+
+
+def with_accuracy(report: ParityReport) -> ParityReport:
+    """``report`` with an eval set scored: split passes (nothing flipped), onnx-int8 fails ``max_accuracy_drop`` with
+    two flipped answers, one with hostile text in its question and answer."""
+    from vlparity.parity.accuracy import compare_accuracy
+    from vlparity.parity.tolerances import tolerance_for
+    from vlparity.parity.verdict import judge_accuracy
+
+    answers = ["circle", "yes", "red", "no"] * 10
+    questions = [f"question {index}?" for index in range(len(answers))]
+    questions[1] = f"is it {HOSTILE}?"
+    images = [f"{index // 4}.png" for index in range(len(answers))]
+    broken = ["circle", HOSTILE, "red", "no"] * 10
+    broken[2] = "blue"
+    for name, candidate in (("split", answers), ("onnx-int8", broken)):
+        comparison = compare_accuracy(answers, answers, candidate, questions, images)
+        verdict = judge_accuracy(comparison.delta, tolerance_for(name))
+        metrics = {"eval_set": "easy-vqa[:40]", **asdict(comparison.delta), "drop": comparison.delta.drop}
+        metrics |= {"changed": comparison.changed, "unanswered": 0}
+        flips = [{**asdict(flip), "source": f"easy-vqa test #{flip.index}"} for flip in comparison.flips]
+        check = CheckResult(
+            name, "accuracy", "easy-vqa[:40]", None, verdict.passed, verdict.reasons, metrics, {"flips": flips}
+        )
+        report.paths[name].checks.append(check)
     return report

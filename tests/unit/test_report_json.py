@@ -19,8 +19,8 @@ def _document() -> dict:
     return json.loads(render_json(build_report()))
 
 
-def test_schema_version_is_3() -> None:
-    assert _document()["schema_version"] == 3
+def test_schema_version_is_4() -> None:
+    assert _document()["schema_version"] == 4
 
 
 def test_checks_carry_their_plot_series() -> None:

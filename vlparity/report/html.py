@@ -1,8 +1,9 @@
 """HTML rendering: one self-contained file (inline CSS, SVG plots, base64 thumbnails, no URL) to open anywhere.
 
-Sections: summary, failing checks, answers, |Δ| histograms per path, token-cosine heat maps beside the images, token
-divergence timelines, latency and memory, tolerance profiles, path details, provenance (when, where, which commit and
-library versions; also one line in the header). Plots are drawn in ``svg.py``; this module lays out the page.
+Sections: summary, task accuracy on the eval set (with the flipped answers), failing checks, answers, |Δ| histograms
+per path, token-cosine heat maps beside the images, token divergence timelines, latency and memory, tolerance profiles,
+path details, provenance (when, where, which commit and library versions; also one line in the header). Plots are
+drawn in ``svg.py``; this module lays out the page.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from vlparity.report.svg import (
     timeline_svg,
 )
 from vlparity.report.views import (
+    ACCURACY_COLUMNS,
+    FLIP_COLUMNS,
     SUMMARY_COLUMNS,
+    accuracy_rows,
     answers,
+    flipped_answers,
     fmt_bytes,
     fmt_seconds,
     overall,
@@ -98,6 +103,7 @@ def render_html(report: ParityReport) -> str:
     """The whole report as one HTML document (UTF-8, no external resource)."""
     sections = [
         _summary(report),
+        _accuracy(report),
         _failures(report),
         _warnings(report),
         _answers(report),
@@ -154,6 +160,36 @@ def _summary(report: ParityReport) -> str:
         "are judged on settled steps where the profile sets <code>settled_p</code> (docs/tolerances.md).</p>"
     )
     return f'<h2 id="summary">Summary</h2>\n{note}<table class="summary">{head}{"".join(rows)}</table>'
+
+
+def _accuracy(report: ParityReport) -> str:
+    """Accuracy per path on the eval set, the paired delta with its 95 % CI, and every flipped answer."""
+    name, rows = accuracy_rows(report)
+    if not rows:
+        return ""
+    head = "<tr>" + "".join(f"<th>{escape(column)}</th>" for column in ACCURACY_COLUMNS) + "</tr>"
+    body = []
+    for cells, passed in rows:
+        verdict = "<td>reference</td>" if passed is None else f"<td>{_verdict_badge(passed)}</td>"
+        figures = "".join(_num(cell) for cell in cells[1:-1])
+        css = "reference" if passed is None else "candidate"
+        body.append(f'<tr class="{css}"><td><b>{escape(cells[0])}</b></td>{figures}{verdict}</tr>')
+    flips = flipped_answers(report)
+    flip_table = ""
+    if flips:
+        flip_head = "<tr>" + "".join(f"<th>{escape(column)}</th>" for column in FLIP_COLUMNS) + "</tr>"
+        flip_rows = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in flips)
+        flip_table = (
+            f'<h3 id="flips">Flipped answers ({len(flips)})</h3>\n<p class="note">lost: {escape(report.reference)} '
+            f'was right and the path is wrong; gained: the reverse.</p><table class="flips">{flip_head}{flip_rows}'
+            "</table>"
+        )
+    return (
+        f'<h2 id="accuracy">Task accuracy on {escape(name)}</h2>\n<p class="note">Δ: accuracy(path) − '
+        "accuracy(reference) on the same questions; 95 % CI: Newcombe's paired score interval; McNemar: exact "
+        "two-sided p on the flipped questions. The gate is on the drop (−Δ) against <code>max_accuracy_drop</code>."
+        f'</p><table class="accuracy">{head}{"".join(body)}</table>{flip_table}'
+    )
 
 
 def _failures(report: ParityReport) -> str:

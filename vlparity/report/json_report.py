@@ -1,4 +1,4 @@
-"""JSON rendering of a ``ParityReport`` (schema v3, every field documented in docs/report-schema.md)."""
+"""JSON rendering of a ``ParityReport`` (schema v4, every field documented in docs/report-schema.md)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from typing import Any
 from vlparity.provenance import Provenance
 from vlparity.report.files import atomic_write_text
 from vlparity.report.model import SCHEMA_VERSION, CheckResult, ParityReport, PathReport
-from vlparity.report.views import report_warnings, tolerance_limits
+from vlparity.report.views import accuracy_summary, report_warnings, tolerance_limits
 
 
 def report_to_dict(report: ParityReport) -> dict[str, Any]:
-    """Schema v3: ``{schema_version, model, model_type, device, dtype, reference, passed, warnings, versions,
+    """Schema v4: ``{schema_version, model, model_type, device, dtype, reference, passed, warnings, versions,
     provenance{timestamp,host,platform,cpu,commit,dirty},
     paths: {name: {passed, description, tolerance_version, limits, vision{max_abs_err,min_cosine,…},
-    tokens{exact,first_divergence,…}, timings{stage: {count,total,mean,median,min,max}},
+    tokens{exact,first_divergence,…}, accuracy{eval_set,n,…} or null, timings{stage: {count,total,mean,median,min,max}},
     memory{stage: {peak_rss_bytes,cuda_peak_bytes}}, artefact_bytes, details, checks[{…, metrics, series}]}}}``.
     ``limits`` and ``warnings`` are derived (tolerance profile, reference checks), so they are not read back."""
     return {
@@ -40,6 +40,7 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
                 "limits": tolerance_limits(report, name),
                 "vision": path.vision_summary(),
                 "tokens": path.tokens_summary(),
+                "accuracy": accuracy_summary(report, name),
                 "timings": path.timings,
                 "memory": path.memory,
                 "artefact_bytes": path.artefact_bytes,

@@ -7,8 +7,12 @@ import re
 
 from vlparity.report.model import CheckResult, ParityReport
 from vlparity.report.views import (
+    ACCURACY_COLUMNS,
+    FLIP_COLUMNS,
     SUMMARY_COLUMNS,
+    accuracy_rows,
     answers,
+    flipped_answers,
     overall,
     provenance_facts,
     provenance_line,
@@ -64,12 +68,43 @@ def render_markdown(report: ParityReport) -> str:
             _verdict(path.passed),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.extend(_accuracy(report))
     lines.extend(_failures(report))
     lines.extend(_warnings(report))
     lines.extend(_answers(report))
     lines.extend(_tolerances(report))
     lines.extend(_provenance(report))
     return "\n".join(lines) + "\n"
+
+
+def _accuracy(report: ParityReport) -> list[str]:
+    """Accuracy per path on the eval set, the paired delta against the reference with its 95 % CI, and the flips."""
+    name, rows = accuracy_rows(report)
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"### Task accuracy on {md_text(name)}",
+        "",
+        "| " + " | ".join(md_text(column) for column in ACCURACY_COLUMNS) + " |",
+        "| --- " * len(ACCURACY_COLUMNS) + "|",
+    ]
+    for cells, passed in rows:
+        verdict = "reference" if passed is None else _verdict(passed)
+        lines.append("| " + " | ".join([*(md_text(cell) for cell in cells[:-1]), verdict]) + " |")
+    lines.append(
+        "\nΔ: accuracy(path) − accuracy(reference) on the same questions; 95 % CI: Newcombe's paired score interval; "
+        "the gate is on the drop (−Δ) against `max_accuracy_drop`."
+    )
+    flips = flipped_answers(report)
+    if flips:
+        lines += ["", f"#### Flipped answers ({len(flips)})", ""]
+        lines.append("| " + " | ".join(md_text(column) for column in FLIP_COLUMNS) + " |")
+        lines.append("| --- " * len(FLIP_COLUMNS) + "|")
+        lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in flips[:MAX_ANSWERS]]
+        if len(flips) > MAX_ANSWERS:
+            lines.append(f"\n… {len(flips) - MAX_ANSWERS} more in the JSON or HTML report")
+    return lines
 
 
 def _failures(report: ParityReport) -> list[str]:

@@ -10,15 +10,18 @@ from typing import Any
 from vlparity.parity.tolerances import Tolerance, load_tolerances
 from vlparity.provenance import Provenance
 
-SCHEMA_VERSION = 3  # v2: per-check ``series`` (plot data) and per-path ``memory``; v3: ``limits``, ``warnings``
+SCHEMA_VERSION = 4  # v2: per-check ``series`` (plot data) and per-path ``memory``; v3: ``limits``, ``warnings``;
+# v4: ``accuracy`` checks (task accuracy on an eval set) and each path's ``accuracy`` summary
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One judged comparison: ``vision`` (one image of one sample) or ``tokens`` (one sample).
+    """One judged comparison: ``vision`` (one image of one sample), ``tokens`` (one sample) or ``accuracy`` (a whole
+    eval set: ``sample_id`` is its spec).
 
     ``metrics`` are what the verdict looked at; ``series`` are per-token / per-step vectors for the plots (vision:
-    ``token_cosine``, ``grid``, ``image``, ``abs_err_histogram``; tokens: ``kl_per_step``, ``*_pieces``).
+    ``token_cosine``, ``grid``, ``image``, ``abs_err_histogram``; tokens: ``kl_per_step``, ``*_pieces``; accuracy:
+    ``flips``, the questions whose correctness changed).
     """
 
     path: str
@@ -78,6 +81,21 @@ class PathReport:
             "kernel_max_abs_logit": _worst(checks, "kernel_max_abs_logit", max),
             "weight_max_rel_l2": _worst(checks, "weight_max_rel_l2", max),
         }
+
+    def accuracy_summary(self) -> dict[str, Any] | None:
+        """The task-accuracy check on the eval set (the last one, if several ran), or None when none ran."""
+        checks = self._of("accuracy")
+        if not checks:
+            return None
+        check = checks[-1]
+        summary = {key: check.metrics.get(key) for key in ACCURACY_FIGURES}
+        return {**summary, "flips": len(check.series.get("flips", [])), "passed": check.passed}
+
+
+ACCURACY_FIGURES = (
+    "eval_set", "n", "reference_accuracy", "candidate_accuracy", "delta", "ci_low", "ci_high", "drop", "mcnemar_p",
+    "lost", "gained", "changed", "unanswered",
+)  # fmt: skip
 
 
 def _worst(checks: list[CheckResult], metric: str, pick: Any) -> float | None:

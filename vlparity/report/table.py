@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from vlparity.report.model import ParityReport
-from vlparity.report.views import answers, report_warnings, token_gates, tolerance_label, vision_gates
+from vlparity.report.views import (
+    accuracy_gates,
+    accuracy_summary,
+    answers,
+    flipped_answers,
+    report_warnings,
+    token_gates,
+    tolerance_label,
+    vision_gates,
+)
 
 
 def render_table(report: ParityReport) -> str:
@@ -19,6 +28,11 @@ def render_table(report: ParityReport) -> str:
         if tokens["checks"]:
             worst = "  ".join(str(gate) for gate in token_gates(report, path))
             rows.append((path.name, "tokens", tokens["checks"], tokens["failed"], worst, tokens["failed"] == 0))
+        accuracy = path.accuracy_summary()
+        if accuracy is not None:
+            worst = "  ".join(str(gate) for gate in accuracy_gates(report, path))
+            passed = accuracy["passed"]
+            rows.append((path.name, "accuracy", accuracy["n"], int(not passed), worst, passed))
         if not path.checks:
             rows.append((path.name, "-", 0, 0, "no checks ran", None))
     verdicts = {True: "PASS", False: "FAIL", None: "not run"}
@@ -43,6 +57,7 @@ def render_table(report: ParityReport) -> str:
         lines.append(f"… and {len(failures) - 20} more failing checks (see the JSON report)")
     lines.extend(f"WARN {warning}" for warning in report_warnings(report))
     lines.extend(render_answers(report))
+    lines.extend(render_flips(report))
     lines.append(f"overall: {'PASS' if report.passed else 'FAIL'}")
     return "\n".join(lines)
 
@@ -59,4 +74,24 @@ def render_answers(report: ParityReport, limit: int = 12) -> list[str]:
         lines.append(f"  {sample_id}: {report.reference} {reference!r}  {others}")
     if len(rows) > limit:
         lines.append(f"  … {len(rows) - limit} more samples in the JSON report")
+    return lines
+
+
+def render_flips(report: ParityReport, limit: int = 10) -> list[str]:
+    """The eval set's flipped answers (correct on one side only), first ``limit`` of them."""
+    reference = accuracy_summary(report, report.reference)
+    if reference is None:
+        return []
+    rows = flipped_answers(report)
+    lines = [
+        f"eval set {reference['eval_set']}: {report.reference} {reference['accuracy']:.1%} on {reference['n']} "
+        f"questions; {len(rows)} flipped answer(s)" + (":" if rows else "")
+    ]
+    for path, direction, image, question, answer, said, candidate_said in rows[:limit]:
+        lines.append(
+            f"  {path} {direction} [{image}] {question!r} answer {answer!r}: {report.reference} {said!r}, "
+            f"{path} {candidate_said!r}"
+        )
+    if len(rows) > limit:
+        lines.append(f"  … {len(rows) - limit} more in the JSON, Markdown or HTML report")
     return lines

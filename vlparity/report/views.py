@@ -272,3 +272,105 @@ def _longest_run(tokens: list[int]) -> tuple[int, int | None]:
         if run > best:
             best, token = run, current
     return best, token
+
+
+# --- task accuracy on an eval set (--eval-set) ------------------------------------------------------------------------
+
+
+def accuracy_summary(report: ParityReport, name: str) -> dict[str, Any] | None:
+    """Path ``name``'s accuracy check in short (None when no eval set was scored). The reference has no check of its
+    own: its accuracy is read from a candidate's (every candidate is compared with the same answers)."""
+    path = report.paths.get(name)
+    if path is None:
+        return None
+    if name != report.reference:
+        summary = path.accuracy_summary()
+        return None if summary is None else {"accuracy": summary.pop("candidate_accuracy"), **summary}
+    scored = [summary for candidate in report.candidates if (summary := candidate.accuracy_summary()) is not None]
+    if not scored:
+        return None
+    first = scored[0]
+    return {"eval_set": first["eval_set"], "n": first["n"], "accuracy": first["reference_accuracy"]}
+
+
+def fmt_percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def accuracy_gates(report: ParityReport, path: PathReport) -> list[Gate]:
+    """The path's accuracy beside original's, the paired delta with its 95 % CI and McNemar's p, and the gated drop
+    next to ``max_accuracy_drop``."""
+    summary, tolerance = path.accuracy_summary(), report.tolerance_of(path.name)
+    if summary is None:
+        return []
+    return [
+        Gate(
+            "acc",
+            fmt_percent(summary["candidate_accuracy"]),
+            None,
+            f"original {fmt_percent(summary['reference_accuracy'])}",
+        ),
+        Gate("Δ", f"{summary['delta']:+.3f}", None, f"95 % CI [{summary['ci_low']:+.3f}, {summary['ci_high']:+.3f}]"),
+        Gate("drop", fmt(summary["drop"]), _limit(tolerance.max_accuracy_drop if tolerance else None)),
+        Gate("lost/gained", f"{summary['lost']}/{summary['gained']}", None),
+        Gate("McNemar p", fmt(summary["mcnemar_p"]), None),
+    ]
+
+
+ACCURACY_COLUMNS = (
+    "path",
+    "accuracy",
+    "Δ vs reference",
+    "95 % CI",
+    "McNemar p",
+    "lost/gained",
+    "drop/limit",
+    "verdict",
+)
+
+
+def accuracy_rows(report: ParityReport) -> tuple[str, list[tuple[list[str], bool | None]]]:
+    """The eval set's name and one row per path under ``ACCURACY_COLUMNS`` (the reference first, its verdict None):
+    cells as text, plus the path's accuracy verdict. ("", []) when no eval set was scored."""
+    reference = accuracy_summary(report, report.reference)
+    if reference is None:
+        return "", []
+    rows: list[tuple[list[str], bool | None]] = [
+        ([report.reference, fmt_percent(reference["accuracy"]), "-", "-", "-", "-", "-", "reference"], None)
+    ]
+    for path in report.candidates:
+        summary = path.accuracy_summary()
+        if summary is None:
+            continue
+        gates = {gate.label: gate for gate in accuracy_gates(report, path)}
+        cells = [
+            path.name,
+            fmt_percent(summary["candidate_accuracy"]),
+            f"{summary['delta']:+.3f}",
+            f"[{summary['ci_low']:+.3f}, {summary['ci_high']:+.3f}]",
+            fmt(summary["mcnemar_p"]),
+            f"{summary['lost']}/{summary['gained']}",
+            gates["drop"].cell,
+            "PASS" if summary["passed"] else "FAIL",
+        ]
+        rows.append((cells, summary["passed"]))
+    return f"{reference['eval_set']} ({reference['n']} questions)", rows
+
+
+FLIP_COLUMNS = ("path", "flip", "image", "question", "answer", "reference said", "path said")
+
+
+def flipped_answers(report: ParityReport) -> list[list[str]]:
+    """Every flipped answer of every path under ``FLIP_COLUMNS``: ``lost`` (the reference was right, the path is
+    wrong) or ``gained``, with the image named, the eval set's answer and both paths' texts."""
+    rows = []
+    for path in report.candidates:
+        for check in path.checks:
+            if check.check == "accuracy":
+                for flip in check.series.get("flips", []):
+                    image = flip["image"] + (f" ({flip['source']})" if flip.get("source") else "")
+                    rows.append(
+                        [path.name, flip["direction"], image, flip["question"], flip["answer"], flip["reference"],
+                         flip["candidate"]]
+                    )  # fmt: skip
+    return rows
