@@ -23,6 +23,7 @@ from vlparity.report import REPORT_SUFFIXES
 from vlparity.runtime.ort import EP_CHOICES, parse_provider_options
 
 if TYPE_CHECKING:
+    from vlparity.eval_sets import EvalSet
     from vlparity.report.model import ParityReport
     from vlparity.session import ParitySession, RunSettings
 
@@ -64,6 +65,7 @@ OPTIONS: dict[str, PluginOption] = {
         PluginOption("allow-ep-fallback", "bool", False, "accept an execution provider that executed no node"),
         PluginOption("device-map", "string", "none", "accelerate places the LM", ("none", *DEVICE_MAP_CHOICES)),
         PluginOption("trust-remote-code", "bool", False, "let transformers run a checkpoint's own code"),
+        PluginOption("eval-set", "string", "", "eval set of the eval_set fixture: easy-vqa[A:B] or FILE.jsonl"),
     )
 }
 
@@ -100,6 +102,14 @@ def _check_options(config: pytest.Config) -> None:
             f"--vlparity-report {report}: unknown suffix {Path(report).suffix or '(none)'!r}; "
             f"use one of {', '.join(REPORT_SUFFIXES)}"
         )
+    eval_set = str(_option(config, "eval-set"))
+    if eval_set:
+        from vlparity.eval_sets import check_spec
+
+        try:
+            check_spec(eval_set)
+        except VlparityError as exc:
+            raise pytest.UsageError(str(exc).replace("--eval-set", "--vlparity-eval-set", 1)) from None
     device = str(_option(config, "device"))
     if device not in DEVICE_CHOICES and not device.startswith("cuda:"):
         raise pytest.UsageError(f"--vlparity-device {device!r}: not one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
@@ -191,6 +201,32 @@ def parity_session(request: pytest.FixtureRequest) -> ParitySession:
         except VlparityError as exc:
             pytest.fail(f"vlparity: {exc}", pytrace=False)
     return config.stash[SESSION_KEY]
+
+
+def eval_set_spec(config: pytest.Config) -> str:
+    """``--vlparity-eval-set`` (or ``vlparity_eval_set``), "" when not given."""
+    return str(_option(config, "eval-set"))
+
+
+def load_eval_set_or_fail(spec: str) -> EvalSet:
+    """The eval set ``spec`` names, or the test fails with the loader's message (file, line, remedy)."""
+    from vlparity.eval_sets import load_eval_set
+
+    try:
+        return load_eval_set(spec)
+    except VlparityError as exc:
+        pytest.fail(f"vlparity: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def eval_set(request: pytest.FixtureRequest) -> EvalSet:
+    """The questions of ``--vlparity-eval-set`` (loaded once; every image opened), for
+    ``parity_session.check_accuracy(candidate_path, eval_set)``. A test using it is skipped when no eval set is
+    given."""
+    spec = eval_set_spec(request.config)
+    if not spec:
+        pytest.skip("no eval set: pass --vlparity-eval-set easy-vqa[:N] or FILE.jsonl (ini vlparity_eval_set)")
+    return load_eval_set_or_fail(spec)
 
 
 WORKER_SHARES_KEY = pytest.StashKey[list]()

@@ -369,6 +369,12 @@ FAULTS = [
         ("tokens: ", "NaN/Inf"), where="first diverging decoder layer: 1 (non-finite values",
     ),
     Fault(
+        "lm-mlp-sign-flip", "split LM safetensors: layer-1 mlp.down_proj × −1 (changes every answer)", "split",
+        lambda b, c: _split_copy(b, c, "language", lambda d: edit_tensor(
+            d / "model.safetensors", in_layer(1, "mlp.down_proj"), scale(-1.0))),
+        ("tokens: ", "tokens differ"), where="first diverging decoder layer: 1",
+    ),
+    Fault(
         "nan-in-vision-weight", "split vision safetensors: one block-1 MLP weight = NaN", "split",
         lambda b, c: _split_copy(b, c, "vision", lambda d: edit_tensor(
             d / "model.safetensors", in_block(1, "mlp"), set_first(float("nan")))),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.samples import FIRST_PROMPT, IMAGES
+from vlparity.eval_sets import EvalSet
 from vlparity.inputs import Sample
 from vlparity.model_source import DEFAULT_MODEL, FIXTURES_DIR
 from vlparity.pytest_plugin import settings_from_config
@@ -44,4 +45,16 @@ def test_every_path_matches_original_on_the_other_family(family_session: ParityS
         f"{c.path} {c.check} {c.sample_id}: {c.reasons}" for p in report.candidates for c in p.checks if not c.passed
     ]
     assert report.candidates and all(p.checks for p in report.candidates)
+    assert not failures, "\n".join(failures)
+
+
+def test_no_path_loses_task_accuracy_on_the_other_family(
+    family_session: ParitySession, accuracy_eval_set: EvalSet
+) -> None:
+    """As tests/parity/test_task_accuracy.py, on the other fixture family (its session and paths are this module's)."""
+    failures = [
+        f"{name}: {'; '.join(result.reasons)}"
+        for name in family_session.candidates
+        if not (result := family_session.check_accuracy(name, accuracy_eval_set)).passed
+    ]
     assert not failures, "\n".join(failures)

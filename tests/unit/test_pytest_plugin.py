@@ -71,8 +71,9 @@ def test_cuda_without_a_gpu_is_a_usage_error_not_a_skip(pytester: pytest.Pyteste
         (["--vlparity-max-new-tokens", "many"], "*--vlparity-max-new-tokens: invalid int value: 'many'*"),
         (["--vlparity-device", "tpu"], "*--vlparity-device 'tpu': not one of auto, cpu, cuda*"),
         (["--vlparity-ep-option", "novalue"], "*--ep-option 'novalue': expected KEY=VALUE*"),
+        (["--vlparity-eval-set", "easy-vqa[5]"], "*--vlparity-eval-set easy-vqa?5?: not a slice of easy-vqa*"),
     ],
-    ids=["report suffix", "dtype", "zero tokens", "non-integer tokens", "device", "provider option"],
+    ids=["report suffix", "dtype", "zero tokens", "non-integer tokens", "device", "provider option", "eval set"],
 )
 def test_a_bad_option_is_a_usage_error_before_any_test_runs(
     pytester: pytest.Pytester, args: list[str], message: str
@@ -137,3 +138,19 @@ def test_run_prints_the_summary_and_writes_the_report(pytester: pytest.Pytester,
     )
     data = json.loads(report.read_text())
     assert data["paths"]["split"]["passed"] is True
+
+
+EVAL_SET_TEST = """
+def test_accuracy(parity_session, candidate_path, eval_set):
+    assert parity_session.check_accuracy(candidate_path, eval_set).passed
+"""
+
+
+def test_the_eval_set_fixture_loads_the_option_and_skips_without_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(EVAL_SET_TEST)
+    skipped = pytester.runpytest_subprocess("--vlparity-paths", "original,split", "-rs")
+    skipped.assert_outcomes(skipped=1)
+    skipped.stdout.fnmatch_lines(["*no eval set: pass --vlparity-eval-set*"])
+    missing = pytester.runpytest_subprocess("--vlparity-paths", "original,split", "--vlparity-eval-set", "no.jsonl")
+    missing.assert_outcomes(errors=1)
+    missing.stdout.fnmatch_lines(["*vlparity: --eval-set no.jsonl: no such file*"])
