@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from vlparity.errors import (
     ArtefactContractError,
     ArtefactError,
     DeviceUnavailableError,
+    EvalSetError,
     InputFileError,
     ModelNotFoundError,
     ModelWeightsError,
@@ -165,6 +167,23 @@ def interrupted_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple
     return ["export-onnx", "--device", "cpu", "--output-dir", str(cache)], str(cache / "onnx")
 
 
+def eval_set_line(line: str) -> Setup:
+    """A JSONL eval set whose second line is ``line`` (the first is good)."""
+
+    def setup(tmp_path: Path, _monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
+        good = json.dumps({"image": IMAGE, "question": "what shape is it?", "answer": "square"})
+        path = tmp_path / "qa.jsonl"
+        path.write_text(f"{good}\n{line}\n")
+        return ["run", *ONE_TOKEN, "--paths", "original,split", "--eval-set", str(path)], f"--eval-set {path}:2"
+
+    return setup
+
+
+def easy_vqa_missing(_tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
+    monkeypatch.setitem(sys.modules, "easy_vqa", None)  # import easy_vqa raises ImportError
+    return ["run", *ONE_TOKEN, "--eval-set", "easy-vqa[:10]"], "--eval-set easy-vqa[:10]"
+
+
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 CASES = {
@@ -214,6 +233,16 @@ CASES = {
         UsageError,
         "Choose a group size that divides them",
     ),
+    "eval set line that is not JSON": Case(eval_set_line('{"image": '), EvalSetError, "Each line must be one object"),
+    "eval set line without an answer": Case(
+        eval_set_line(json.dumps({"image": IMAGE, "question": "q?"})), EvalSetError, "every line needs image"
+    ),
+    "eval set image that does not exist": Case(
+        eval_set_line(json.dumps({"image": "gone.png", "question": "q?", "answer": "a"})),
+        EvalSetError,
+        "Image paths are relative to the eval set's folder",
+    ),
+    "easy-vqa without the data set": Case(easy_vqa_missing, UsageError, "pip install 'vlparity[eval]'"),
     "output dir not writable": Case(under_a_file, OutputNotWritableError, "Choose a directory path"),
     "interrupted export": Case(interrupted_export, KeyboardInterrupt, "Run the command again", EXIT_INTERRUPTED),
 }
