@@ -91,3 +91,16 @@ def test_easy_vqa_without_the_data_set_exits_2_naming_the_extra(
     monkeypatch.setitem(sys.modules, "easy_vqa", None)
     assert main([*FAST, "--eval-set", "easy-vqa[:10]"]) == EXIT_USAGE
     assert "pip install 'vlparity[eval]'" in capsys.readouterr().err
+
+
+def test_original_alone_prints_the_references_accuracy(eval_file: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = [
+        "original",
+        *FAST[1 : FAST.index("--paths")],
+        *FAST[FAST.index("--output-dir") :],
+        "--eval-set",
+        str(eval_file),
+    ]
+    assert main(argv) == EXIT_PASS
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(f"eval set {eval_file}: original accuracy ") and last.endswith("% on 3 questions")
