@@ -58,3 +58,11 @@ def test_a_fault_that_changes_answers_fails_max_accuracy_drop(bench: Bench, accu
 def test_the_genuine_artefact_keeps_its_accuracy(bench: Bench, accuracy_eval_set: EvalSet) -> None:
     result = _accuracy(CONTROL, bench, accuracy_eval_set)
     assert result.passed and result.metrics["lost"] == 0, result.reasons
+
+
+def test_a_path_that_cannot_take_its_image_tokens_answers_nothing(bench: Bench, accuracy_eval_set: EvalSet) -> None:
+    """One image token too few per image: the LM cannot run, so every question is scored wrong (``unanswered``), not
+    a crash."""
+    result = _accuracy(next(fault for fault in FAULTS if fault.kind == "image-token-count"), bench, accuracy_eval_set)
+    assert result.metrics["unanswered"] == len(accuracy_eval_set) and result.metrics["candidate_accuracy"] == 0
+    assert not result.passed and "question(s) unanswered" in result.reasons[-1]
