@@ -1,12 +1,18 @@
 """Every stage of every available path, one benchmark each, grouped by stage so paths sit side by side.
 
-Figures in ``extra_info``: tokens/s, GFLOP/s against the measured GEMM peak, peak memory, artefact bytes. Rounds are
-bounded explicitly (pedantic): the tiny profile is a CI smoke run, the real profile takes minutes.
+Figures in ``extra_info``: tokens/s, GFLOP/s against the measured GEMM peak, peak memory, artefact bytes, and for
+every stage benchmark the machine-normalised figure the perf gate compares (``vlparity.perf.reference``: a fixed
+reference workload timed right before every round; ``gated`` says whether ``python -m vlparity.perf.gate`` judges
+it). Rounds are bounded explicitly (pedantic): the tiny profile is a CI run, the real profile takes minutes.
+
+``VLPARITY_PERF_SLOWDOWN="test_prefill[split]=1.6,…"`` (test-only) plants a slowdown: the named benchmark's timed
+call spins for 0.6× its own duration after each call — how the gate was shown to fail.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -20,6 +26,7 @@ from vlparity.inputs import Sample
 from vlparity.paths.language import decode, prefill
 from vlparity.perf.flops import vision_flops
 from vlparity.perf.memory import track_memory
+from vlparity.perf.reference import Interleaved, planted_slowdown
 
 from .conftest import available_lm_paths, available_paths, distinct_lm_paths, prepared_runner
 
@@ -27,18 +34,51 @@ PATHS = available_paths()
 LM_PATHS = available_lm_paths()
 DISTINCT_LM_PATHS = distinct_lm_paths()
 DECODE_STEPS = 16
-ROUNDS = {"tiny": 3, "real": 1}  # decode's rounds (×2); the other stages size theirs with ``rounds_within``
+TINY_ROUNDS = 3  # tiny, recorded-only benchmarks (load)
+TINY_ROUND_BUDGET_S = 1.0  # tiny, gated benchmarks: as many rounds as fit about this much time …
+TINY_GATED_ROUNDS = (15, 200)  # … within these bounds (a 3 ms preprocess gets 200, a 100 ms generation 15)
 REAL_ROUND_BUDGET_S = 45.0  # real profile: rounds per benchmark fit in about this much time …
 REAL_MAX_ROUNDS = 5  # … up to this many (one round always runs, however long)
 ONNX_ROOF = {"onnx": "ort fp32", "onnx-fp16": "ort fp32", "onnx-int8": "ort int8", "awq+onnx": "ort fp32"}
+SLOWDOWN_ENV = "VLPARITY_PERF_SLOWDOWN"
 
 
-def rounds_within(perf_size: str, first_call_s: float) -> int:
-    """Tiny: a fixed 3 (CI smoke run). Real: as many as fit ``REAL_ROUND_BUDGET_S`` after a first call that took
-    ``first_call_s`` — a 15 s vision encode gets 3 rounds, a 3-minute fp16 AWQ generation 1."""
+def rounds_within(perf_size: str, call_s: float, *, gated: bool = True) -> int:
+    """Tiny: gated benchmarks get as many rounds as fit ``TINY_ROUND_BUDGET_S`` (15–200: the median of the
+    normalised figure needs many where a call takes milliseconds), recorded-only ones 3. Real: as many as fit
+    ``REAL_ROUND_BUDGET_S`` after a call that took ``call_s`` — a 15 s vision encode gets 3 rounds, a 3-minute fp16 AWQ
+    generation 1."""
     if perf_size == "tiny":
-        return ROUNDS["tiny"]
-    return max(1, min(REAL_MAX_ROUNDS, int(REAL_ROUND_BUDGET_S / first_call_s)))
+        low, high = TINY_GATED_ROUNDS
+        return max(low, min(high, int(TINY_ROUND_BUDGET_S / call_s))) if gated else TINY_ROUNDS
+    return max(1, min(REAL_MAX_ROUNDS, int(REAL_ROUND_BUDGET_S / call_s)))
+
+
+def planted_factors() -> dict[str, float]:
+    """``VLPARITY_PERF_SLOWDOWN`` parsed: benchmark name -> slowdown factor."""
+    factors = {}
+    for item in filter(None, (part.strip() for part in os.environ.get(SLOWDOWN_ENV, "").split(","))):
+        name, _, factor = item.rpartition("=")
+        factors[name] = float(factor)
+    return factors
+
+
+def _maybe_planted(benchmark, run: Callable) -> Callable:
+    factor = planted_factors().get(benchmark.name)
+    if factor is None:
+        return run
+    benchmark.extra_info["planted_slowdown"] = factor
+    return planted_slowdown(run, factor)
+
+
+def reference_kind(stage: str, path: str) -> str:
+    """The reference workload of the same kind as the stage: pure Python for preprocessing, ONNX Runtime for the
+    ONNX vision encoders, torch for the rest."""
+    if stage == "preprocess":
+        return "python"
+    if stage.startswith("vision encode") and path in ONNX_ROOF:
+        return "ort"
+    return "torch"
 
 
 def _measure(
@@ -50,18 +90,29 @@ def _measure(
     stage: str,
     path: str,
     around_rounds: AbstractContextManager | None = None,
+    gated: bool = True,
 ) -> Any:
-    """Benchmark ``run``: first one untimed call that records peak memory, warms caches and sizes the rounds, then
-    the timed rounds (inside ``around_rounds``)."""
+    """Benchmark ``run``: first one untimed call that records peak memory and warms caches, a second untimed call
+    that sizes the rounds, then the timed rounds (inside ``around_rounds``), each right after a timed reference
+    workload (the normalised figure)."""
     benchmark.group = f"{stage} [{perf_size}]"
     benchmark.extra_info.update({"path": path, "stage": stage, "device": str(perf_context.device)})
+    run = _maybe_planted(benchmark, run)
     with track_memory(perf_context.device) as memory:
         started = time.perf_counter()
         run()
         first_call_s = time.perf_counter() - started
     benchmark.extra_info.update({**memory.as_extra_info(), "first_call_s": first_call_s})
+    call_s = first_call_s
+    if perf_size == "tiny":
+        started = time.perf_counter()
+        run()
+        call_s = time.perf_counter() - started
+    interleaved = Interleaved(reference_kind(stage, path))
     with around_rounds or nullcontext():
-        return benchmark.pedantic(run, rounds=rounds_within(perf_size, first_call_s))
+        result = benchmark.pedantic(run, setup=interleaved.setup, rounds=rounds_within(perf_size, call_s, gated=gated))
+    benchmark.extra_info.update(interleaved.figure(benchmark.stats.stats.data, gated=gated))
+    return result
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -131,11 +182,19 @@ def test_decode(benchmark, runner_for, perf_context, perf_size, perf_sample: Sam
 
     benchmark.group = f"decode [{perf_size}]"
     benchmark.extra_info.update({"path": path, "stage": "decode", "device": str(perf_context.device)})
-    tokens = benchmark.pedantic(decode, setup=fresh_cache, rounds=ROUNDS[perf_size] * 2)
+    timed = _maybe_planted(benchmark, decode)
     with track_memory(perf_context.device) as memory:
-        decode(*fresh_cache()[0])
+        timed(*fresh_cache()[0])
+    arguments = fresh_cache()[0]
+    started = time.perf_counter()
+    timed(*arguments)
+    call_s = time.perf_counter() - started
+    interleaved = Interleaved("torch")
+    rounds = rounds_within(perf_size, call_s)
+    tokens = benchmark.pedantic(timed, setup=interleaved.setup_with(fresh_cache), rounds=rounds)
     benchmark.extra_info.update({**memory.as_extra_info(), "steps": DECODE_STEPS,
-                                 "tokens_per_s": DECODE_STEPS / benchmark.stats.stats.median})  # fmt: skip
+                                 "tokens_per_s": DECODE_STEPS / benchmark.stats.stats.median,
+                                 **interleaved.figure(benchmark.stats.stats.data, gated=True)})  # fmt: skip
     assert tokens.shape == (DECODE_STEPS,)
 
 
@@ -161,5 +220,6 @@ def test_load(benchmark, runner_for, perf_context, perf_size, path: str) -> None
     def load() -> Any:
         return prepared_runner(path, perf_context, perf_size)
 
-    runner = _measure(benchmark, perf_context, perf_size, load, stage="load", path=path)
+    # recorded only: file-system and allocator state (page cache, ORT arenas), 3 rounds
+    runner = _measure(benchmark, perf_context, perf_size, load, stage="load", path=path, gated=False)
     benchmark.extra_info["artefact_bytes"] = runner.artefact_bytes()
