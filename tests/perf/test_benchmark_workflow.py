@@ -1,4 +1,5 @@
-"""The documented baseline workflow, run for real in throw-away projects:
+"""pytest-benchmark's own baseline workflow (raw medians; the perf gate, ``python -m vlparity.perf.gate``, judges
+the normalised figures instead), run for real in throw-away projects:
 
 pytest tests/perf --benchmark-autosave
 pytest tests/perf --benchmark-compare --benchmark-compare-fail=median:15%
