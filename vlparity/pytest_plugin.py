@@ -102,7 +102,7 @@ def _check_options(config: pytest.Config) -> None:
             f"--vlparity-report {report}: unknown suffix {Path(report).suffix or '(none)'!r}; "
             f"use one of {', '.join(REPORT_SUFFIXES)}"
         )
-    eval_set = str(_option(config, "eval-set"))
+    eval_set = eval_set_spec(config)
     if eval_set:
         from vlparity.eval_sets import check_spec
 
