@@ -31,6 +31,7 @@ from vlparity.paths import REFERENCE_PATH, parse_path_names
 from vlparity.paths.byo import ExternalArtefacts, external_runners, judged_paths
 from vlparity.report.model import ParityReport
 from vlparity.runtime.ort import OrtOptions, parse_provider_options
+from vlparity.runtime.vitisai import DEFAULT_MAX_NPU_FALLBACK
 from vlparity.safe_paths import check_writable_dir
 from vlparity.session import ParitySession, RunSettings
 
@@ -65,6 +66,7 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...]) -> RunS
         provider_options=parse_provider_options(getattr(args, "ep_option", [])),
         allow_fallback=getattr(args, "allow_ep_fallback", False),
         graph_optimization=getattr(args, "ort_optimization", "all"),
+        max_npu_fallback=getattr(args, "max_npu_fallback", DEFAULT_MAX_NPU_FALLBACK),
     )
     return RunSettings(
         model=args.model,

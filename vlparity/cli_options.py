@@ -11,6 +11,7 @@ from vlparity.devices import DEVICE_CHOICES, DEVICE_MAP_CHOICES, DTYPE_CHOICES
 from vlparity.inputs import fixture_prompts
 from vlparity.paths import PATHS
 from vlparity.runtime.ort import EP_CHOICES, OPTIMIZATION_LEVELS
+from vlparity.runtime.vitisai import DEFAULT_MAX_NPU_FALLBACK
 from vlparity.session import DEFAULT_CACHE_DIR
 
 REPORT_SUFFIXES = {"report_json": (".json",), "report_md": (".md",), "report_html": (".html", ".htm")}
@@ -78,6 +79,11 @@ def _ort_options() -> argparse.ArgumentParser:
         help="accept a run in which the requested EP executed no node (ORT fell back to CPU)",
     )  # fmt: skip
     group.add_argument("--ort-optimization", default="all", choices=OPTIMIZATION_LEVELS, help="graph optimization")
+    group.add_argument(
+        "--max-npu-fallback", type=float, default=DEFAULT_MAX_NPU_FALLBACK, metavar="FRACTION",
+        help="--ep vitisai: fail when more than this share of the operators or GOPs is placed off the NPU, as the "
+        "compiler's placement report says (default: %(default)s; 1 accepts any placement)",
+    )  # fmt: skip
     return ort
 
 

@@ -20,7 +20,7 @@ from vlparity.devices import DEVICE_CHOICES, DEVICE_MAP_CHOICES, DTYPE_CHOICES, 
 from vlparity.errors import VlparityError
 from vlparity.path_names import REFERENCE_PATH, parse_path_names
 from vlparity.report import REPORT_SUFFIXES
-from vlparity.runtime.ort import EP_CHOICES, parse_provider_options
+from vlparity.runtime.ort import EP_CHOICES, OrtOptions, parse_provider_options
 
 if TYPE_CHECKING:
     from vlparity.eval_sets import EvalSet
@@ -115,7 +115,9 @@ def _check_options(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--vlparity-device {device!r}: not one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
     try:
         parse_path_names(str(_option(config, "paths")))
-        parse_provider_options(_provider_option_items(config))
+        OrtOptions(
+            ep=str(_option(config, "ep")), provider_options=parse_provider_options(_provider_option_items(config))
+        )
         check_device_map(str(_option(config, "device-map")))
     except VlparityError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -127,7 +129,6 @@ def _provider_option_items(config: pytest.Config) -> list[str]:
 
 def settings_from_config(config: pytest.Config) -> RunSettings:
     """The run's settings from the options (imports the session module: call it where a parity test needs it)."""
-    from vlparity.runtime.ort import OrtOptions
     from vlparity.session import RunSettings
 
     cache_dir = Path(str(_option(config, "cache-dir")))
@@ -162,7 +163,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
             resolve_device(str(_option(config, "device")))
         if _option(config, "ep") != "cpu":
-            from vlparity.runtime.ort import OrtOptions, requested_provider
+            from vlparity.runtime.ort import requested_provider
 
             requested_provider(OrtOptions(ep=str(_option(config, "ep"))))
     except VlparityError as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 from vlparity.parity.tolerances import Tolerance
 from vlparity.report.model import ParityReport, PathReport
+from vlparity.runtime.vitisai import describe_cpu_ops
 
 
 def fmt(value: object) -> str:
@@ -259,9 +260,26 @@ def generation_config_warnings(report: ParityReport) -> list[str]:
     ]
 
 
+def placement_warnings(report: ParityReport) -> list[str]:
+    """VitisAI operators placed on the CPU within ``--max-npu-fallback``: the run passes, but not all of it was NPU."""
+    warnings = []
+    for path in report.candidates:
+        placement = (path.details.get("provider_audit") or {}).get("placement")
+        if not placement or not placement.get("ops_off_npu"):
+            continue
+        gops = placement.get("gops_off_npu")
+        warnings.append(
+            f"{path.name}: VitisAI placed {placement['ops_off_npu']:.1%} of the operators"
+            + ("" if gops is None else f" ({gops:.1%} of the GOPs)")
+            + f" off the NPU (limit {placement['max_npu_fallback']:g}); on the CPU: "
+            + describe_cpu_ops(placement.get("cpu_op_types", {}))
+        )
+    return warnings
+
+
 def report_warnings(report: ParityReport) -> list[str]:
     """Everything the run warns about without failing it, in every rendering."""
-    return [*reference_warnings(report), *generation_config_warnings(report)]
+    return [*reference_warnings(report), *generation_config_warnings(report), *placement_warnings(report)]
 
 
 def _longest_run(tokens: list[int]) -> tuple[int, int | None]:

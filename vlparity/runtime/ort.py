@@ -16,6 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlparity.errors import ArtefactError, UsageError, VlparityError
+from vlparity.runtime.vitisai import (
+    DEFAULT_MAX_NPU_FALLBACK,
+    VITISAI,
+    Placement,
+    check_provider_options,
+    judge_placement,
+    read_placement,
+    report_directory,
+)
 
 if TYPE_CHECKING:  # annotations only: the pytest plugin reads EP_CHOICES at start-up without importing numpy
     import numpy as np
@@ -25,7 +34,7 @@ log = logging.getLogger(__name__)
 EP_NAMES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
-    "vitisai": "VitisAIExecutionProvider",
+    "vitisai": VITISAI,
 }
 EP_CHOICES = (*EP_NAMES, "auto")
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -42,6 +51,14 @@ class OrtOptions:
     allow_fallback: bool = False
     graph_optimization: str = "all"
     threads: int = 0  # 0: ORT's default (all cores)
+    max_npu_fallback: float = DEFAULT_MAX_NPU_FALLBACK  # VitisAI: share of ops (or GOPs) allowed off the NPU
+
+    def __post_init__(self) -> None:
+        """Refuse what would be silently ignored, when the options are read (start-up), not after a model load."""
+        if not 0.0 <= self.max_npu_fallback <= 1.0:
+            raise UsageError(f"--max-npu-fallback {self.max_npu_fallback}: must be a fraction in [0, 1] (e.g. 0.05).")
+        if self.ep in EP_NAMES:
+            check_provider_options(EP_NAMES[self.ep], self.provider_options)
 
 
 def parse_provider_options(items: list[str]) -> dict[str, str]:
@@ -80,6 +97,7 @@ class ProviderAudit:
     registered: list[str]
     nodes_per_provider: dict[str, int]
     fallback_allowed: bool
+    placement: dict[str, Any] | None = None  # VitisAI: the compiler's placement report, judged at session creation
 
     @property
     def requested_did_work(self) -> bool:
@@ -91,6 +109,7 @@ class ProviderAudit:
             "registered": self.registered,
             "nodes_per_provider": self.nodes_per_provider,
             "fallback_allowed": self.fallback_allowed,
+            **({"placement": self.placement} if self.placement is not None else {}),
         }
 
 
@@ -122,9 +141,27 @@ class AuditedSession:
             self.session = onnxruntime.InferenceSession(str(model_path), session_options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/RuntimeException types
             raise ArtefactError(f"{model_path}: onnxruntime could not load the model ({exc}).") from exc
+        self.placement = self._placement(model_path)
         self.audit: ProviderAudit | None = None
         self.input_names = [value.name for value in self.session.get_inputs()]
         self.output_names = [value.name for value in self.session.get_outputs()]
+
+    def _placement(self, model_path: Path) -> Placement | None:
+        """VitisAI compiles at session creation and reports where each node went; judge it now, before any run. ORT's
+        own view cannot say it: a compiled partition is one node of the EP, whatever runs it."""
+        if self.provider != VITISAI or VITISAI not in self.session.get_providers():
+            return None
+        directory = report_directory(self.options.provider_options, model_path)
+        placement = read_placement(directory)
+        if placement is None:
+            log.warning(
+                "VitisAI wrote no placement report in %s: NPU placement not audited; pass --ep-option cache_dir=DIR "
+                "--ep-option enable_cache_file_io_in_mem=0 so that it writes one there (docs/npu.md)",
+                directory,
+            )
+            return None
+        judge_placement(placement, self.options.max_npu_fallback)
+        return placement
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
         missing = [name for name in self.input_names if name not in feeds]
@@ -150,6 +187,7 @@ class AuditedSession:
             registered=list(self.session.get_providers()),
             nodes_per_provider=dict(counts),
             fallback_allowed=self.options.allow_fallback,
+            placement=self.placement.as_dict(self.options.max_npu_fallback) if self.placement else None,
         )
         log.info("ORT provider audit: %s", audit.as_dict())
         if not audit.requested_did_work and not self.options.allow_fallback:
