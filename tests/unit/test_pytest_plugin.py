@@ -71,9 +71,22 @@ def test_cuda_without_a_gpu_is_a_usage_error_not_a_skip(pytester: pytest.Pyteste
         (["--vlparity-max-new-tokens", "many"], "*--vlparity-max-new-tokens: invalid int value: 'many'*"),
         (["--vlparity-device", "tpu"], "*--vlparity-device 'tpu': not one of auto, cpu, cuda*"),
         (["--vlparity-ep-option", "novalue"], "*--ep-option 'novalue': expected KEY=VALUE*"),
+        (
+            ["--vlparity-ep", "vitisai", "--vlparity-ep-option", "cachedir=/tmp/vaip"],
+            "*VitisAIExecutionProvider has no option 'cachedir'; did you mean 'cache_dir'?*",
+        ),
         (["--vlparity-eval-set", "easy-vqa[5]"], "*--vlparity-eval-set easy-vqa?5?: not a slice of easy-vqa*"),
     ],
-    ids=["report suffix", "dtype", "zero tokens", "non-integer tokens", "device", "provider option", "eval set"],
+    ids=[
+        "report suffix",
+        "dtype",
+        "zero tokens",
+        "non-integer tokens",
+        "device",
+        "provider option",
+        "vitisai option key",
+        "eval set",
+    ],
 )
 def test_a_bad_option_is_a_usage_error_before_any_test_runs(
     pytester: pytest.Pytester, args: list[str], message: str
