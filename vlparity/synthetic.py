@@ -141,12 +141,17 @@ def shape_polygon(scene: ShapeScene) -> list[tuple[float, float]]:
     return [(cx + px * cos - py * sin, cy + px * sin + py * cos) for px, py in points]
 
 
+def shape_mask(scene: ShapeScene) -> Image.Image:
+    """Where the shape is: 255 inside, 0 outside (greyscale, the image's size)."""
+    mask = Image.new("L", (scene.width, scene.height), 0)
+    ImageDraw.Draw(mask).polygon(shape_polygon(scene), fill=255)
+    return mask
+
+
 def render(scene: ShapeScene) -> Image.Image:
     """Render ``scene`` to an RGB image; the same scene always gives the same pixels."""
     pixels = _background(scene)
-    mask = Image.new("L", (scene.width, scene.height), 0)
-    ImageDraw.Draw(mask).polygon(shape_polygon(scene), fill=255)
-    alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+    alpha = np.asarray(shape_mask(scene), dtype=np.float32)[..., None] / 255.0
     fill = np.clip(np.array(COLORS[scene.color]) + np.array(scene.tint), 0, 255).astype(np.float32)
     pixels = pixels * (1 - alpha) + fill * alpha
     if scene.noise:
