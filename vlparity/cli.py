@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TextIO
 
 from vlparity import __version__, progress
-from vlparity.cli_options import BUILD_OPTIONS, EXTRA_OPTIONS, JUDGE_OPTIONS, OPTION_SETS, REPORT_SUFFIXES
+from vlparity.cli_options import (
+    BUILD_OPTIONS,
+    EXPORT_OPTIONS,
+    EXTRA_OPTIONS,
+    JUDGE_OPTIONS,
+    OPTION_SETS,
+    REPORT_SUFFIXES,
+)
 from vlparity.errors import OutputNotWritableError, UsageError, VlparityError
 from vlparity.eval_sets import EvalSet, load_eval_set
 from vlparity.image_specs import samples_from_specs
@@ -78,6 +85,7 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...]) -> RunS
         ort=ort,
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
+        static_shape=getattr(args, "static_shape", None),
     )
 
 
@@ -244,7 +252,7 @@ def command_export_onnx(args: argparse.Namespace) -> int:
 
     session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
     for precision in args.precision or ["fp32"]:
-        directory = build_onnx_vision(session.context, ExportSettings(precision))
+        directory = build_onnx_vision(session.context, ExportSettings(precision, static_shape=args.static_shape))
         result(f"{precision}: {directory / 'vision.onnx'}")
     return EXIT_PASS
 
@@ -302,9 +310,12 @@ COMMANDS = {
         Command(
             "export-onnx",
             "export the vision encoder to ONNX (validated, cached by content hash), print where it is",
-            ("vlparity export-onnx --model fixtures/qwen2_vl --precision fp32 --precision int8",),
+            (
+                "vlparity export-onnx --model fixtures/qwen2_vl --precision fp32 --precision int8",
+                "vlparity export-onnx --static-shape 448x448   # fixed shape, opset 17: for the Ryzen AI NPU",
+            ),
             command_export_onnx,
-            BUILD_OPTIONS,
+            EXPORT_OPTIONS,
         ),
         Command(
             "run-onnx",
@@ -353,6 +364,7 @@ COMMANDS = {
                 "vlparity run --model Qwen/Qwen2.5-VL-3B-Instruct --device cuda --ep cuda --image cat.jpg",
                 "vlparity run --image a.png,b.png --prompt 'Compare the two images.'   # one prompt, two images",
                 "vlparity run --quantize   # original, awq, awq+onnx",
+                "vlparity run --paths original,onnx --static-shape 448x448   # all images at 448x448, fixed-shape ONNX",
             ),
             command_judge,
             JUDGE_OPTIONS,

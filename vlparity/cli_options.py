@@ -13,6 +13,7 @@ from vlparity.paths import PATHS
 from vlparity.runtime.ort import EP_CHOICES, OPTIMIZATION_LEVELS
 from vlparity.runtime.vitisai import DEFAULT_MAX_NPU_FALLBACK
 from vlparity.session import DEFAULT_CACHE_DIR
+from vlparity.static_shape import parse_static_shape
 
 REPORT_SUFFIXES = {"report_json": (".json",), "report_md": (".md",), "report_html": (".html", ".htm")}
 REPORT_KINDS = {"report_json": "JSON", "report_md": "Markdown", "report_html": "self-contained HTML"}
@@ -87,6 +88,19 @@ def _ort_options() -> argparse.ArgumentParser:
     return ort
 
 
+def _shape_options() -> argparse.ArgumentParser:
+    """``--static-shape``: one option, for the judging subcommands and export-onnx alike."""
+    shape = argparse.ArgumentParser(add_help=False)
+    group = shape.add_argument_group("fixed input shape (NPU)")
+    group.add_argument(
+        "--static-shape", type=parse_static_shape, default=None, metavar="WxH",
+        help="resize every image to exactly W×H pixels before the processor, for every path (original included); the "
+        "onnx* paths export the vision encoder for that size only: opset 17, no dynamic axes (e.g. 448x448; both "
+        "sides multiples of patch_size × merge_size, 28 for Qwen2-VL/Qwen2.5-VL)",
+    )  # fmt: skip
+    return shape
+
+
 def _report_options() -> argparse.ArgumentParser:
     reports = argparse.ArgumentParser(add_help=False)
     group = reports.add_argument_group("reports")
@@ -156,9 +170,11 @@ OPTION_SETS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "model": _model_options,
     "inputs": _input_options,
     "ort": _ort_options,
+    "shape": _shape_options,
     "reports": _report_options,
     "quantize": _quantize_option,
     "external": _external_options,
 }
 JUDGE_OPTIONS = tuple(OPTION_SETS)
 BUILD_OPTIONS = ("model",)
+EXPORT_OPTIONS = (*BUILD_OPTIONS, "shape")

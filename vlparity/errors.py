@@ -47,6 +47,11 @@ class PromptError(UsageError):
     """A prompt and its images disagree: an image placeholder without an image, or an image without a placeholder."""
 
 
+class InputShapeError(UsageError):
+    """An input does not fit a fixed-shape model (e.g. an image of another size fed to a ``--static-shape`` ONNX
+    export); the message names the model, the expected and the given shape, and the remedy."""
+
+
 class OutputNotWritableError(UsageError):
     """An output location (``--output-dir``, ``--cache-dir``, a ``--report-*`` file) cannot be written."""
 

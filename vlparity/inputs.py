@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vlparity.errors import InputFileError, PromptError
 from vlparity.model_source import FIXTURES_DIR
+from vlparity.static_shape import StaticShape
 
 log = logging.getLogger(__name__)
 FIXTURE_IMAGES_DIR = FIXTURES_DIR / "images"
@@ -126,12 +127,19 @@ def check_placeholders(processor: Any, text: str, sample: Sample) -> None:
         )
 
 
-def preprocess(processor: Any, sample: Sample) -> dict[str, Any]:
+def sample_images(sample: Sample, static_shape: StaticShape | None = None) -> list[Image.Image]:
+    """The sample's images as the processor receives them: each resized to exactly ``static_shape`` when the run has
+    one (``--static-shape``), for every path alike, so parity is judged at that size."""
+    images = [load_image(path) for path in sample.images]
+    return [static_shape.resize(image) for image in images] if static_shape else images
+
+
+def preprocess(processor: Any, sample: Sample, static_shape: StaticShape | None = None) -> dict[str, Any]:
     """Chat template + processor → model inputs (``input_ids``, ``pixel_values``, ``image_grid_thw``, …)."""
     check_prompt(sample.prompt)
     text = processor.apply_chat_template(sample.messages(), add_generation_prompt=True, tokenize=False)
     check_placeholders(processor, text, sample)
-    images = [load_image(path) for path in sample.images] or None
+    images = sample_images(sample, static_shape) or None
     return dict(processor(text=[text], images=images, return_tensors="pt"))
 
 

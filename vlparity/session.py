@@ -16,7 +16,7 @@ import numpy as np
 from vlparity.devices import check_device_map, dtype_name, resolve_device, resolve_dtype
 from vlparity.errors import UsageError
 from vlparity.eval_sets import EvalSet
-from vlparity.inputs import Sample, load_image
+from vlparity.inputs import Sample, sample_images
 from vlparity.model_source import resolve_model
 from vlparity.parity.accuracy import compare_accuracy
 from vlparity.parity.generation import GenerationDrift, compare_generation_configs
@@ -33,6 +33,7 @@ from vlparity.paths.onnx import ThirdOpinionUnavailableError
 from vlparity.provenance import collect_provenance, verdict_library_versions
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 from vlparity.runtime.ort import OrtOptions
+from vlparity.static_shape import StaticShape, check_static_shape
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path(".vlparity-cache")
@@ -115,6 +116,7 @@ class RunSettings:
     ort: OrtOptions = field(default_factory=OrtOptions)
     device_map: str | None = None
     trust_remote_code: bool = False
+    static_shape: StaticShape | None = None  # --static-shape WxH
 
 
 @dataclass
@@ -146,11 +148,19 @@ class ParitySession:
             ort=self.settings.ort,
             device_map=check_device_map(self.settings.device_map, device),
             trust_remote_code=self.settings.trust_remote_code,
+            static_shape=self.settings.static_shape,
         )
         # fail fast on an unsupported architecture or a vision configuration the family's own code cannot run
         self.context.adapter.check_vision_config(
             self.context.source.config["vision_config"], self.context.source.reference
         )
+        if self.context.static_shape is not None:  # before any model loads: a size the processor changes is refused
+            from transformers import AutoImageProcessor
+
+            image_processor = AutoImageProcessor.from_pretrained(
+                self.context.source.directory, trust_remote_code=self.context.trust_remote_code
+            )
+            check_static_shape(self.context.static_shape, image_processor)
         model_type = self.context.source.model_type
         self._tolerances = {name: tolerance_for(name, model_type) for name in self.candidates}
 
@@ -248,7 +258,7 @@ class ParitySession:
     def _merged_grids(self, sample: Sample) -> list[tuple[int, int]]:
         """(rows, cols) of image tokens per image, from the reference processor (for the report's heat maps)."""
         image_processor = self.runner(REFERENCE_PATH).processor.image_processor
-        images = [load_image(path) for path in sample.images]
+        images = sample_images(sample, self.context.static_shape)
         grid_thw = image_processor(images=images, return_tensors="np")["image_grid_thw"]
         return [merged_patch_grid(tuple(grid), image_processor.merge_size) for grid in grid_thw.tolist()]
 

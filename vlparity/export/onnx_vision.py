@@ -1,4 +1,5 @@
-"""Export a family's vision tower to ONNX (one model for every image size), validate it, and derive fp16/int8.
+"""Export a family's vision tower to ONNX (one model for every image size, or a fixed-shape one for a single size),
+validate it, and derive fp16/int8.
 
 Artefact layout (one directory per variant, written atomically with a manifest)::
 
@@ -26,10 +27,12 @@ from torch import nn
 from vlparity.adapters import FamilyAdapter
 from vlparity.errors import ArtefactError
 from vlparity.manifest import library_versions
+from vlparity.static_shape import StaticShape
 
 log = logging.getLogger(__name__)
 
 OPSET = 18  # pinned: every ORT build we target (CPU, CUDA, VitisAI) implements opset 18
+STATIC_OPSET = 17  # fixed-shape exports: the opset AMD recommends for the Ryzen AI NPU flow (VitisAI EP)
 MODEL_NAME = "vision.onnx"
 EXTERNAL_DATA_BYTES = 1 << 30  # protobuf caps a model at 2 GiB; keep headroom
 Precision = Literal["fp32", "fp16", "int8"]
@@ -39,8 +42,13 @@ PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
 @dataclass(frozen=True)
 class ExportSettings:
     precision: Precision = "fp32"
-    opset: int = OPSET
     attention: str = "segments"  # or "mask": see export.vision_graph.SegmentAttention
+    static_shape: StaticShape | None = None  # one image of this size, no dynamic axes (--static-shape)
+
+    @property
+    def opset(self) -> int:
+        """Follows the shape: a fixed-shape export is for the NPU flow, which takes opset 17 (docs/npu.md)."""
+        return STATIC_OPSET if self.static_shape else OPSET
 
     def key(self) -> dict[str, Any]:
         import onnx
@@ -51,6 +59,7 @@ class ExportSettings:
             "precision": self.precision,
             "opset": self.opset,
             "attention": self.attention,
+            "static_shape": str(self.static_shape) if self.static_shape else "dynamic",
             "onnx": onnx.__version__,
             "onnxscript": onnxscript.__version__,
             "onnxruntime": onnxruntime.__version__,
@@ -115,8 +124,10 @@ def export_fp32(
     out_path: Path,
     opset: int = OPSET,
     attention: str = "segments",
+    dynamic: bool = True,
 ) -> None:
-    """``torch.onnx.export(dynamo=True)`` of the adapter's vision graph, traced on ``example`` (pixel_values, grid)."""
+    """``torch.onnx.export(dynamo=True)`` of the adapter's vision graph, traced on ``example`` (pixel_values, grid);
+    ``dynamic=False`` fixes every input (the index inputs too) at the example's shapes."""
     graph = adapter.export_graph(vision, attention).eval()
     indices = adapter.export_inputs(example["image_grid_thw"], vision.config)
     inputs = {
@@ -126,21 +137,49 @@ def export_fp32(
     output_names = ["image_embeds"] + [f"block_{i}" for i in range(len(vision.blocks))]
     weight_bytes = sum(p.numel() * p.element_size() for p in vision.parameters())
     started = time.perf_counter()
-    log.info("exporting the %s vision tower to ONNX (opset %d)…", adapter.model_type, opset)
+    shapes = "dynamic" if dynamic else f"fixed to grid {example['image_grid_thw'].tolist()}"
+    log.info("exporting the %s vision tower to ONNX (opset %d, shapes %s)…", adapter.model_type, opset, shapes)
     with torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(
             graph,
             (),
             kwargs=inputs,
             dynamo=True,
-            dynamic_shapes=_dynamic_shapes(list(inputs), vision.config.spatial_merge_size),
+            dynamic_shapes=_dynamic_shapes(list(inputs), vision.config.spatial_merge_size) if dynamic else None,
             opset_version=opset,
             input_names=list(inputs),
             output_names=output_names,
             verbose=False,
         )
+    if program.model.opset_imports.get("", opset) != opset:
+        # torch exports opset 18 at least (its onnxscript converter goes no lower); below that, ONNX's own C API
+        # converter rewrites the graph (e.g. Reduce* axes back to attributes). check_fixed_shape verifies the result.
+        from onnxscript.version_converter import convert_version
+
+        convert_version(program.model, opset, fallback=True)
+        _drop_opset18_reduce_attribute(program.model)
     program.save(str(out_path), external_data=weight_bytes > EXTERNAL_DATA_BYTES)
     log.info("exported in %.0f s", time.perf_counter() - started)
+
+
+# Reduce ops that gained an ``axes`` input and ``noop_with_empty_axes`` in opset 18 (ReduceSum: in 13).
+OPSET18_REDUCE_OPS = frozenset(
+    {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd",
+     "ReduceSumSquare"}
+)  # fmt: skip
+
+
+def _drop_opset18_reduce_attribute(model: Any) -> None:
+    """ONNX's converter (1.23) moves ``axes`` back to an attribute on 18→17 but keeps ``noop_with_empty_axes``, which
+    opset 17 does not know (the checker rejects the graph). With ``axes`` given, it has no effect: drop it."""
+    for node in model.graph.all_nodes():
+        if node.op_type in OPSET18_REDUCE_OPS and node.domain == "" and "noop_with_empty_axes" in node.attributes:
+            if "axes" not in node.attributes and node.attributes["noop_with_empty_axes"].as_int():
+                raise ArtefactError(
+                    f"{node.name}: {node.op_type} with noop_with_empty_axes=1 and no axes cannot be written in opset "
+                    "17; export without --static-shape (opset 18)"
+                )
+            del node.attributes["noop_with_empty_axes"]
 
 
 def convert_precision(fp32_path: Path, out_path: Path, precision: Precision) -> None:
@@ -195,6 +234,24 @@ def validate(path: Path) -> Any:
     except Exception as exc:  # onnx raises ValidationError, InferenceError, and plain RuntimeErrors
         raise ArtefactError(f"{path}: ONNX validation failed ({type(exc).__name__}: {exc})") from exc
     return onnx.load(str(path), load_external_data=False)
+
+
+def check_fixed_shape(path: Path, model: Any, opset: int) -> None:
+    """A fixed-shape export must be what the NPU flow takes: every input dimension a number and the default-domain
+    opset ``opset``. Raises ArtefactError naming what is not."""
+    symbolic = [
+        f"{value.name}{[dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim]}"
+        for value in model.graph.input
+        if any(not dim.HasField("dim_value") or dim.dim_value <= 0 for dim in value.type.tensor_type.shape.dim)
+    ]
+    opsets = [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")]
+    problems = ([f"symbolic input dims: {', '.join(symbolic)}"] if symbolic else []) + (
+        [f"opset {opsets} instead of {opset}"] if opsets != [opset] else []
+    )
+    if problems:
+        raise ArtefactError(
+            f"{path}: not a fixed-shape export ({'; '.join(problems)}). Delete it so that vlparity exports it again."
+        )
 
 
 def stamp_metadata(path: Path, metadata: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from vlparity.inputs import Sample, preprocess
 from vlparity.model_source import ModelSource
 from vlparity.paths.language import Generation, greedy_generate, teacher_forced_logits
 from vlparity.runtime.ort import OrtOptions
+from vlparity.static_shape import StaticShape
 
 
 @dataclass
@@ -70,6 +71,7 @@ class PathContext:
     ort: OrtOptions = field(default_factory=OrtOptions)
     device_map: str | None = None  # e.g. "auto": accelerate places the LM over every visible device
     trust_remote_code: bool = False  # passed to every from_pretrained: a checkpoint's own code runs only when asked
+    static_shape: StaticShape | None = None  # --static-shape: every image resized to it, onnx* exported for it only
 
     @cached_property
     def adapter(self) -> FamilyAdapter:
@@ -115,7 +117,7 @@ class PathRunner(ABC):
         """Processor outputs for ``sample``, on the run's device."""
         self.prepare()
         with self.timer.stage("preprocess"):
-            return to_device(preprocess(self.processor, sample), self.context.device)
+            return to_device(preprocess(self.processor, sample, self.context.static_shape), self.context.device)
 
     @torch.inference_mode()
     def vision_encode(self, inputs: dict[str, Any]) -> list[torch.Tensor]:
@@ -175,7 +177,8 @@ class PathRunner(ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
-        return {"description": self.description}
+        static = {"static_shape": str(self.context.static_shape)} if self.context.static_shape else {}
+        return {"description": self.description, **static}
 
 
 def language_inputs_with(

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +18,7 @@ from vlparity.export.onnx_vision import (
     MODEL_NAME,
     ExportSettings,
     Precision,
+    check_fixed_shape,
     convert_precision,
     export_fp32,
     split_embeddings,
@@ -29,6 +32,7 @@ from vlparity.paths.base import PathContext, check_source
 from vlparity.paths.original import load_source_model
 from vlparity.paths.split import SplitPath
 from vlparity.runtime.ort import AuditedSession, OrtOptions
+from vlparity.static_shape import StaticShape
 
 log = logging.getLogger(__name__)
 ONNX_KIND = "onnx-vision"
@@ -42,17 +46,24 @@ class ThirdOpinionUnavailableError(Exception):
 # Traced example: two images of different sizes, so every segment dimension is seen as dynamic (size > 1). In merged
 # tokens (rows, columns): multiplied by the merge size, as the processor's grids always are.
 EXAMPLE_MERGED_GRID = [[1, 8, 10], [1, 6, 14]]
+GraphRun = Callable[[dict[str, np.ndarray], list[str]], list[np.ndarray]]  # (feeds, output names) → outputs
 
 
 def onnx_cache_dir(context: PathContext, settings: ExportSettings) -> Path:
-    """Keyed by source weights, export settings and library versions: a changed weight means a new export."""
+    """Keyed by source weights, export settings (static shape and opset included) and library versions: a changed
+    weight means a new export, and a fixed-shape export never shares a directory with the dynamic one."""
     key = digest_of({"source": context.source.content_hash(), "export": settings.key()})
-    return context.cache_dir / "onnx" / f"{settings.precision}-{settings.attention}-{key[:16]}"
+    shape = f"-{settings.static_shape}-opset{settings.opset}" if settings.static_shape else ""
+    return context.cache_dir / "onnx" / f"{settings.precision}-{settings.attention}{shape}-{key[:16]}"
 
 
-def _example_inputs(vision_config: Any) -> dict[str, torch.Tensor]:
+def _example_inputs(vision_config: Any, static_shape: StaticShape | None) -> dict[str, torch.Tensor]:
+    """Traced example: ``EXAMPLE_MERGED_GRID`` for the dynamic export, one image of ``static_shape`` for a fixed one."""
     merge = vision_config.spatial_merge_size
-    grid = torch.tensor([[t, rows * merge, cols * merge] for t, rows, cols in EXAMPLE_MERGED_GRID])
+    if static_shape is None:
+        grid = torch.tensor([[t, rows * merge, cols * merge] for t, rows, cols in EXAMPLE_MERGED_GRID])
+    else:
+        grid = torch.tensor([static_shape.grid_thw(vision_config.patch_size)])
     width = vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
     generator = torch.Generator().manual_seed(0)
     return {"pixel_values": torch.randn(int(grid.prod(-1).sum()), width, generator=generator), "image_grid_thw": grid}
@@ -70,6 +81,7 @@ def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
         "precision": settings.precision,
         "opset": settings.opset,
         "attention": settings.attention,
+        **({"static_shape": str(settings.static_shape)} if settings.static_shape else {}),
         "versions": settings.key(),
     }
 
@@ -78,16 +90,21 @@ def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
         if settings.precision == "fp32":
             model = load_source_model(context, torch.float32)
             vision = context.adapter.vision_tower(model).eval()
-            example = _example_inputs(vision.config)
+            example = _example_inputs(vision.config, settings.static_shape)
             with progress.stage("exporting the vision encoder to ONNX"):
-                export_fp32(vision, context.adapter, example, model_path, settings.opset, settings.attention)
+                export_fp32(
+                    vision, context.adapter, example, model_path, settings.opset, settings.attention,
+                    dynamic=settings.static_shape is None,
+                )  # fmt: skip
             del model
         else:
-            fp32_dir = build_onnx_vision(context, ExportSettings("fp32", settings.opset, settings.attention))
+            fp32_dir = build_onnx_vision(context, dataclasses.replace(settings, precision="fp32"))
             log.info("converting the ONNX vision model to %s…", settings.precision)
             with progress.stage(f"converting the ONNX vision encoder to {settings.precision}"):
                 convert_precision(fp32_dir / MODEL_NAME, model_path, settings.precision)
-        validate(model_path)
+        validated = validate(model_path)
+        if settings.static_shape:
+            check_fixed_shape(model_path, validated, settings.opset)
         stamp_metadata(model_path, {key: str(value) for key, value in metadata.items()})
         return metadata
 
@@ -117,8 +134,9 @@ class OnnxPath(SplitPath):
     def _vision_model(self) -> Path:
         """Export the vision encoder if it is not cached, verify it against its manifest, return the .onnx file."""
         if self.onnx_dir is None:
+            settings = ExportSettings(self.precision, static_shape=self.context.static_shape)
             with self.timer.stage("export"):
-                self.onnx_dir = build_onnx_vision(self.context, ExportSettings(self.precision))
+                self.onnx_dir = build_onnx_vision(self.context, settings)
         check_source(verify_manifest(self.onnx_dir, ONNX_KIND), self.context, self.onnx_dir)
         return self.onnx_dir / MODEL_NAME
 
@@ -127,8 +145,23 @@ class OnnxPath(SplitPath):
         indices = self.context.adapter.export_inputs(grid_thw, vision_config)
         return {"pixel_values": pixel_values.detach().float().cpu().numpy(), **indices}
 
+    def _run_graph(
+        self, run: GraphRun, pixel_values: torch.Tensor, grid_thw: torch.Tensor, outputs: list[str]
+    ) -> list[np.ndarray]:
+        """``outputs`` for every image of the processor's outputs: one run for all of them, or, for a fixed-shape graph
+        (it takes exactly one image of its size), one run per image with the outputs concatenated along the token
+        axis. Images do not attend to each other, so both give the same tokens in the same order."""
+        if not self.session.fixed_shape:
+            return run(self.feeds(pixel_values, grid_thw), outputs)
+        patches = grid_thw.prod(-1).tolist()
+        per_image = [
+            run(self.feeds(pixels, grid[None]), outputs)
+            for pixels, grid in zip(pixel_values.split(patches), grid_thw, strict=True)
+        ]
+        return [np.concatenate(parts) for parts in zip(*per_image, strict=True)]
+
     def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
-        (embeds,) = self.session.run(self.feeds(pixel_values, grid_thw), ["image_embeds"])
+        (embeds,) = self._run_graph(self.session.run, pixel_values, grid_thw, ["image_embeds"])
         merge = self.language.config.vision_config.spatial_merge_size
         dtype = self.context.dtype
         return [
@@ -139,7 +172,7 @@ class OnnxPath(SplitPath):
     def _block_outputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[np.ndarray]:
         """Each vision block's output as computed inside the ONNX graph (exposed as ``block_<i>`` outputs)."""
         names = sorted((n for n in self.session.output_names if n.startswith("block_")), key=lambda n: int(n[6:]))
-        return self.session.run(self.feeds(pixel_values, grid_thw), names)
+        return self._run_graph(self.session.run, pixel_values, grid_thw, names)
 
     def reference_evaluator_embeddings(self, sample: Sample) -> list[np.ndarray]:
         """Third opinion: the same ONNX file run by ``onnx.reference`` (slow; meant for small inputs). Raises
@@ -157,7 +190,10 @@ class OnnxPath(SplitPath):
         inputs = self.preprocess(sample)
         try:
             evaluator = ReferenceEvaluator(str(self.model_path))
-            (embeds,) = evaluator.run(["image_embeds"], self.feeds(inputs["pixel_values"], inputs["image_grid_thw"]))
+            (embeds,) = self._run_graph(
+                lambda feeds, outputs: evaluator.run(outputs, feeds),
+                inputs["pixel_values"], inputs["image_grid_thw"], ["image_embeds"],
+            )  # fmt: skip
         except NotImplementedError as exc:
             raise ThirdOpinionUnavailableError(f"onnx.reference lacks an operator: {exc}") from exc
         merge = self.language.config.vision_config.spatial_merge_size
@@ -168,7 +204,9 @@ class OnnxPath(SplitPath):
 
     def describe(self) -> dict[str, Any]:
         audit = self.session.audit.as_dict() if self.session and self.session.audit else None
-        return {**super().describe(), "onnx_dir": str(self.onnx_dir), "provider_audit": audit}
+        stamped = self.session.metadata.get("opset") if self.session else None
+        opset = {"opset": int(stamped)} if stamped else {}
+        return {**super().describe(), "onnx_dir": str(self.onnx_dir), **opset, "provider_audit": audit}
 
     def artefact_bytes(self) -> int | None:
         if self.onnx_dir is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vlparity.errors import ArtefactError, UsageError, VlparityError
+from vlparity.errors import ArtefactError, InputShapeError, UsageError, VlparityError
 from vlparity.runtime.vitisai import (
     DEFAULT_MAX_NPU_FALLBACK,
     VITISAI,
@@ -143,8 +143,35 @@ class AuditedSession:
             raise ArtefactError(f"{model_path}: onnxruntime could not load the model ({exc}).") from exc
         self.placement = self._placement(model_path)
         self.audit: ProviderAudit | None = None
+        self.model_path = model_path
         self.input_names = [value.name for value in self.session.get_inputs()]
         self.output_names = [value.name for value in self.session.get_outputs()]
+        self.input_shapes = {value.name: list(value.shape) for value in self.session.get_inputs()}
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)  # vlparity's exports stamp it
+
+    @property
+    def fixed_shape(self) -> bool:
+        """Whether every input dimension is a number (a fixed-shape export: it takes one image of one size)."""
+        return all(isinstance(dim, int) for shape in self.input_shapes.values() for dim in shape)
+
+    def _check_shapes(self, feeds: dict[str, np.ndarray]) -> None:
+        """Refuse a feed that does not fit the model's fixed dimensions, before ORT fails on it deep in a kernel."""
+        for name in self.input_names:
+            expected, given = self.input_shapes[name], list(feeds[name].shape)
+            fixed = [(e, g) for e, g in zip(expected, given, strict=False) if isinstance(e, int)]
+            if len(expected) == len(given) and all(e == g for e, g in fixed):
+                continue
+            shape = self.metadata.get("static_shape")
+            exported = f", a fixed-shape export for {shape} images" if shape else ""
+            remedy = (
+                f"run with --static-shape {shape} so that every image is resized to it"
+                if shape
+                else "feed images of the size it was exported for"
+            )
+            raise InputShapeError(
+                f"{self.model_path}: input {name!r} is fixed at {expected}{exported}, but was fed {given}. Either "
+                f"{remedy}, or use an export with dynamic axes (vlparity export-onnx without --static-shape)."
+            )
 
     def _placement(self, model_path: Path) -> Placement | None:
         """VitisAI compiles at session creation and reports where each node went; judge it now, before any run. ORT's
@@ -167,6 +194,7 @@ class AuditedSession:
         missing = [name for name in self.input_names if name not in feeds]
         if missing:
             raise ArtefactError(f"the ONNX model expects inputs {missing} that were not provided")
+        self._check_shapes(feeds)
         result = self.session.run(outputs, {name: feeds[name] for name in self.input_names})
         if self.audit is None:
             self.audit = self._audit(Path(self.session.end_profiling()))
