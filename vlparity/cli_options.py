@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vlparity.devices import DEVICE_CHOICES, DEVICE_MAP_CHOICES, DTYPE_CHOICES
+from vlparity.export.onnx_vision import PRECISIONS
 from vlparity.inputs import fixture_prompts
 from vlparity.paths import PATHS
 from vlparity.runtime.ort import EP_CHOICES, OPTIMIZATION_LEVELS
@@ -140,7 +141,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_export_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--precision", action="append", choices=["fp32", "fp16", "int8"], default=None,
+        "--precision", action="append", choices=PRECISIONS, default=None,
         help="variant(s) to write, repeatable (default: fp32)",
     )  # fmt: skip
 

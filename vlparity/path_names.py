@@ -6,7 +6,9 @@ from __future__ import annotations
 from vlparity.errors import UsageError
 
 REFERENCE_PATH = "original"
-PATH_NAMES: tuple[str, ...] = ("original", "split", "onnx", "onnx-fp16", "onnx-int8", "awq", "awq+onnx")
+PATH_NAMES: tuple[str, ...] = (
+    "original", "split", "onnx", "onnx-fp16", "onnx-int8", "onnx-bf16", "awq", "awq+onnx"
+)  # fmt: skip
 
 
 def parse_path_names(spec: str | list[str] | tuple[str, ...]) -> list[str]:

@@ -132,11 +132,14 @@ def test_model_id_and_max_tokens_are_aliases() -> None:
     assert (args.model, args.max_new_tokens) == ("Qwen/Qwen2.5-VL-3B-Instruct", 3)
 
 
+EVERY_PATH = ["original", "split", "onnx", "onnx-fp16", "onnx-int8", "onnx-bf16", "awq", "awq+onnx"]
+
+
 @pytest.mark.parametrize(
     ("argv", "paths"),
     [
-        (["run"], ["original", "split", "onnx", "onnx-fp16", "onnx-int8", "awq", "awq+onnx"]),
-        (["run", "--paths", "all"], ["original", "split", "onnx", "onnx-fp16", "onnx-int8", "awq", "awq+onnx"]),
+        (["run"], EVERY_PATH),
+        (["run", "--paths", "all"], EVERY_PATH),
         (["run", "--quantize"], ["original", "awq", "awq+onnx"]),
         (["run", "--paths", "split,onnx-int8", "--quantize"], ["original", "awq", "onnx-int8"]),
         (["original"], ["original"]),

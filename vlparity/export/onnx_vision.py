@@ -35,8 +35,8 @@ OPSET = 18  # pinned: every ORT build we target (CPU, CUDA, VitisAI) implements 
 STATIC_OPSET = 17  # fixed-shape exports: the opset AMD recommends for the Ryzen AI NPU flow (VitisAI EP)
 MODEL_NAME = "vision.onnx"
 EXTERNAL_DATA_BYTES = 1 << 30  # protobuf caps a model at 2 GiB; keep headroom
-Precision = Literal["fp32", "fp16", "int8"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
+Precision = Literal["fp32", "fp16", "int8", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8", "bf16")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class ExportSettings:
             "onnxscript": onnxscript.__version__,
             "onnxruntime": onnxruntime.__version__,
             "graph_code": graph_code_digest(),
+            **variant_code_digest(self.precision),
             **library_versions(),
         }
 
@@ -75,6 +76,18 @@ def graph_code_digest() -> str:
 
     sources = [Path(vision_graph.__file__), Path(__file__), *sorted(Path(adapters.__file__).parent.glob("*.py"))]
     return hashlib.sha256(b"".join(source.read_bytes() for source in sources)).hexdigest()
+
+
+# Precisions derived by a module of their own: its code is part of their key only (editing it keeps the others cached).
+VARIANT_MODULES = {"bf16": "bf16"}
+
+
+def variant_code_digest(precision: Precision) -> dict[str, str]:
+    """``{"variant_code": sha256}`` of the module that derives ``precision`` from the fp32 export, if it has one."""
+    if precision not in VARIANT_MODULES:
+        return {}
+    source = Path(__file__).with_name(f"{VARIANT_MODULES[precision]}.py")
+    return {"variant_code": hashlib.sha256(source.read_bytes()).hexdigest()}
 
 
 def _dynamic_shapes(input_names: list[str], merge_size: int) -> dict[str, dict[int, Any]]:
@@ -183,10 +196,15 @@ def _drop_opset18_reduce_attribute(model: Any) -> None:
 
 
 def convert_precision(fp32_path: Path, out_path: Path, precision: Precision) -> None:
-    """fp16: weights and compute in half precision, fp32 at the I/O; int8: ORT dynamic quantization (QInt8 weights)."""
+    """fp16: weights and compute in half precision, fp32 at the I/O; int8: ORT dynamic quantization (QInt8 weights);
+    bf16: the NPU's BF16 compute simulated in fp32 kernels (``export.bf16``)."""
     import onnx
 
-    if precision == "fp16":
+    if precision == "bf16":
+        from vlparity.export.bf16 import simulate_bf16
+
+        save_onnx(simulate_bf16(onnx.load(str(fp32_path))), out_path)
+    elif precision == "fp16":
         import onnx_ir
         from onnx.external_data_helper import load_external_data_for_model
         from onnxruntime.transformers.float16 import convert_float_to_float16

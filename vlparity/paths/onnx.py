@@ -1,5 +1,5 @@
-"""``onnx``, ``onnx-fp16``, ``onnx-int8``: the vision encoder exported to ONNX and run by ONNX Runtime, feeding the
-``split`` language model. Each precision is its own path so parity and perf see them apart."""
+"""``onnx``, ``onnx-fp16``, ``onnx-int8``, ``onnx-bf16``: the vision encoder exported to ONNX and run by ONNX Runtime,
+feeding the ``split`` language model. Each precision is its own path so parity and perf see them apart."""
 
 from __future__ import annotations
 
@@ -224,3 +224,9 @@ class OnnxInt8Path(OnnxPath):
     name = "onnx-int8"
     description = "ONNX Runtime vision (dynamic int8 quantization) + split safetensors LM"
     precision = "int8"
+
+
+class OnnxBf16Path(OnnxPath):
+    name = "onnx-bf16"
+    description = "ONNX Runtime vision (BF16 as the NPU computes it, simulated in fp32 kernels) + split safetensors LM"
+    precision = "bf16"
