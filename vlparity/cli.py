@@ -32,6 +32,7 @@ from vlparity.cli_options import (
 )
 from vlparity.errors import OutputNotWritableError, UsageError, VlparityError
 from vlparity.eval_sets import EvalSet, load_eval_set
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG
 from vlparity.image_specs import samples_from_specs
 from vlparity.inputs import Sample
 from vlparity.paths import REFERENCE_PATH, parse_path_names
@@ -86,6 +87,7 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...]) -> RunS
         device_map=args.device_map,
         trust_remote_code=args.trust_remote_code,
         static_shape=getattr(args, "static_shape", None),
+        qdq_config=getattr(args, "qdq_config", DEFAULT_QDQ_CONFIG),
     )
 
 
@@ -252,7 +254,8 @@ def command_export_onnx(args: argparse.Namespace) -> int:
 
     session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
     for precision in args.precision or ["fp32"]:
-        directory = build_onnx_vision(session.context, ExportSettings(precision, static_shape=args.static_shape))
+        settings = ExportSettings(precision, static_shape=args.static_shape, qdq_config=args.qdq_config)
+        directory = build_onnx_vision(session.context, settings)
         result(f"{precision}: {directory / 'vision.onnx'}")
     return EXIT_PASS
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vlparity.devices import DEVICE_CHOICES, DEVICE_MAP_CHOICES, DTYPE_CHOICES
 from vlparity.export.onnx_vision import PRECISIONS
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QDQ_CONFIGS
 from vlparity.inputs import fixture_prompts
 from vlparity.paths import PATHS
 from vlparity.runtime.ort import EP_CHOICES, OPTIMIZATION_LEVELS
@@ -98,6 +99,12 @@ def _shape_options() -> argparse.ArgumentParser:
         help="resize every image to exactly W×H pixels before the processor, for every path (original included); the "
         "onnx* paths export the vision encoder for that size only: opset 17, no dynamic axes (e.g. 448x448; both "
         "sides multiples of patch_size × merge_size, 28 for Qwen2-VL/Qwen2.5-VL)",
+    )  # fmt: skip
+    group.add_argument(
+        "--qdq-config", choices=QDQ_CONFIGS, default=DEFAULT_QDQ_CONFIG,
+        help="onnx-qdq's static int8 scheme, as AMD Quark names them: xint8 (power-of-two scales), a8w8, a16w8 "
+        "(int16 activations); AMD Quark quantizes when installed, else onnxruntime's quantize_static "
+        "(default: %(default)s)",
     )  # fmt: skip
     return shape
 

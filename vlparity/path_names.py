@@ -7,7 +7,7 @@ from vlparity.errors import UsageError
 
 REFERENCE_PATH = "original"
 PATH_NAMES: tuple[str, ...] = (
-    "original", "split", "onnx", "onnx-fp16", "onnx-int8", "onnx-bf16", "awq", "awq+onnx"
+    "original", "split", "onnx", "onnx-fp16", "onnx-int8", "onnx-bf16", "onnx-qdq", "awq", "awq+onnx"
 )  # fmt: skip
 
 

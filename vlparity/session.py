@@ -16,6 +16,7 @@ import numpy as np
 from vlparity.devices import check_device_map, dtype_name, resolve_device, resolve_dtype
 from vlparity.errors import UsageError
 from vlparity.eval_sets import EvalSet
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QdqConfig
 from vlparity.inputs import Sample, sample_images
 from vlparity.model_source import resolve_model
 from vlparity.parity.accuracy import compare_accuracy
@@ -117,6 +118,7 @@ class RunSettings:
     device_map: str | None = None
     trust_remote_code: bool = False
     static_shape: StaticShape | None = None  # --static-shape WxH
+    qdq_config: QdqConfig = DEFAULT_QDQ_CONFIG  # --qdq-config
 
 
 @dataclass
@@ -149,6 +151,7 @@ class ParitySession:
             device_map=check_device_map(self.settings.device_map, device),
             trust_remote_code=self.settings.trust_remote_code,
             static_shape=self.settings.static_shape,
+            qdq_config=self.settings.qdq_config,
         )
         # fail fast on an unsupported architecture or a vision configuration the family's own code cannot run
         self.context.adapter.check_vision_config(

@@ -66,6 +66,8 @@ def test_parity_failure_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture) -
         (["run-onnx", "--onnx-vision", "/no/such.onnx"], "--onnx-vision /no/such.onnx: no such file"),
         (["export-onnx", "--image", IMAGE], "unrecognized arguments: --image"),
         (["bundle"], "bundle: pass --output-dir DIR"),
+        (["export-onnx", "--precision", "qdq", "--qdq-config", "int4"], "--qdq-config: invalid choice: 'int4'"),
+        (["run", "--paths", "original,onnx-qdq", "--qdq-config", "A8W8"], "--qdq-config: invalid choice"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message_and_no_traceback(
@@ -132,7 +134,7 @@ def test_model_id_and_max_tokens_are_aliases() -> None:
     assert (args.model, args.max_new_tokens) == ("Qwen/Qwen2.5-VL-3B-Instruct", 3)
 
 
-EVERY_PATH = ["original", "split", "onnx", "onnx-fp16", "onnx-int8", "onnx-bf16", "awq", "awq+onnx"]
+EVERY_PATH = ["original", "split", "onnx", "onnx-fp16", "onnx-int8", "onnx-bf16", "onnx-qdq", "awq", "awq+onnx"]
 
 
 @pytest.mark.parametrize(

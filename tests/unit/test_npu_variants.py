@@ -1,6 +1,10 @@
-"""NPU-shaped vision variants (issue #18): the BF16 simulation rounds exactly where it says it does."""
+"""NPU-shaped vision variants (issue #18): the BF16 simulation rounds exactly where it says it does; static QDQ is
+calibrated, says which quantizer ran, and refuses what it cannot write."""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -12,8 +16,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from onnx import TensorProto, helper, numpy_helper
 
-from vlparity.errors import ArtefactError
+from vlparity.errors import ArtefactError, UsageError
+from vlparity.export import qdq
 from vlparity.export.bf16 import simulate_bf16
+from vlparity.export.qdq import QDQ_CONFIGS
 
 SHAPE = (3, 5)
 finite = hnp.arrays(
@@ -89,3 +95,68 @@ def test_subgraphs_are_refused() -> None:
     )
     with pytest.raises(ArtefactError, match=r"subgraphs \(If\)"):
         simulate_bf16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _matmul_model() -> onnx.ModelProto:
+    """y = x @ w: one quantizable op with a weight."""
+    weight = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+FEEDS = [
+    {"x": np.random.default_rng(seed).standard_normal((rows, 8)).astype(np.float32)}
+    for seed, rows in enumerate((3, 5, 9))
+]
+
+
+@pytest.fixture
+def without_quark(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qdq, "quark_available", lambda: False)
+
+
+@pytest.mark.parametrize("config", QDQ_CONFIGS)
+def test_the_fallback_quantizes_statically_and_says_so(
+    config: str, tmp_path: Path, without_quark: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without amd-quark, ORT's quantize_static writes a QDQ graph calibrated on the feeds (every feed size), and both
+    the log and the returned quantizer name (stamped into the artefact, shown in the report) say it was the fallback."""
+    onnx.save(_matmul_model(), tmp_path / "fp32.onnx")
+    with caplog.at_level(logging.WARNING):
+        name = qdq.quantize_qdq(tmp_path / "fp32.onnx", tmp_path / "qdq.onnx", FEEDS, config)
+    assert name.startswith("onnxruntime.quantization.quantize_static ") and name.endswith("(fallback)")
+    assert qdq.FALLBACK_NOTICE in caplog.text
+    model = onnx.load(tmp_path / "qdq.onnx")
+    onnx.checker.check_model(model, full_check=True)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in model.graph.node}
+    scales = [numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("_scale")]
+    if config == "xint8":
+        assert all(np.log2(s) == np.round(np.log2(s)) for s in scales)  # powers of two
+    session = ort.InferenceSession(str(tmp_path / "qdq.onnx"), providers=["CPUExecutionProvider"])
+    x = FEEDS[1]["x"]
+    reference = x @ numpy_helper.to_array(_matmul_model().graph.initializer[0])
+    assert np.abs(session.run(["y"], {"x": x})[0] - reference).max() < 0.1 * np.abs(reference).max()
+
+
+def test_quark_is_chosen_when_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With amd-quark importable, its quantizer runs with the selected configuration and the name says Quark."""
+    calls = []
+    monkeypatch.setattr(qdq, "quark_available", lambda: True)
+    monkeypatch.setattr(qdq.importlib.metadata, "version", lambda name: {"amd-quark": "0.13"}[name])
+    monkeypatch.setattr(qdq, "_quantize_with_quark", lambda *args: calls.append(args))
+    name = qdq.quantize_qdq(tmp_path / "fp32.onnx", tmp_path / "qdq.onnx", FEEDS, "xint8")
+    assert name == "amd-quark 0.13"
+    assert [(args[0], args[3]) for args in calls] == [(tmp_path / "fp32.onnx", "xint8")]
+
+
+def test_a16w8_at_a_fixed_shape_needs_quark(without_quark: None) -> None:
+    qdq.check_qdq_config("a8w8", fixed_shape=True)
+    qdq.check_qdq_config("a16w8", fixed_shape=False)
+    with pytest.raises(UsageError, match=r"a16w8 with --static-shape: .* install amd-quark"):
+        qdq.check_qdq_config("a16w8", fixed_shape=True)

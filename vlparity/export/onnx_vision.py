@@ -26,6 +26,7 @@ from torch import nn
 
 from vlparity.adapters import FamilyAdapter
 from vlparity.errors import ArtefactError
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QdqConfig
 from vlparity.manifest import library_versions
 from vlparity.static_shape import StaticShape
 
@@ -35,8 +36,8 @@ OPSET = 18  # pinned: every ORT build we target (CPU, CUDA, VitisAI) implements 
 STATIC_OPSET = 17  # fixed-shape exports: the opset AMD recommends for the Ryzen AI NPU flow (VitisAI EP)
 MODEL_NAME = "vision.onnx"
 EXTERNAL_DATA_BYTES = 1 << 30  # protobuf caps a model at 2 GiB; keep headroom
-Precision = Literal["fp32", "fp16", "int8", "bf16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8", "bf16")
+Precision = Literal["fp32", "fp16", "int8", "bf16", "qdq"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8", "bf16", "qdq")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ExportSettings:
     precision: Precision = "fp32"
     attention: str = "segments"  # or "mask": see export.vision_graph.SegmentAttention
     static_shape: StaticShape | None = None  # one image of this size, no dynamic axes (--static-shape)
+    qdq_config: QdqConfig = DEFAULT_QDQ_CONFIG  # precision "qdq" only: --qdq-config
 
     @property
     def opset(self) -> int:
@@ -65,7 +67,18 @@ class ExportSettings:
             "onnxruntime": onnxruntime.__version__,
             "graph_code": graph_code_digest(),
             **variant_code_digest(self.precision),
+            **(self.qdq_key() if self.precision == "qdq" else {}),
             **library_versions(),
+        }
+
+    def qdq_key(self) -> dict[str, str]:
+        """What else a QDQ artefact depends on: its configuration, the quantizer that runs, the calibration images."""
+        from vlparity.export.qdq import calibration_digest, calibration_images, quantizer_name
+
+        return {
+            "qdq_config": self.qdq_config,
+            "quantizer": quantizer_name(),
+            "calibration": calibration_digest(calibration_images()),
         }
 
 
@@ -79,7 +92,7 @@ def graph_code_digest() -> str:
 
 
 # Precisions derived by a module of their own: its code is part of their key only (editing it keeps the others cached).
-VARIANT_MODULES = {"bf16": "bf16"}
+VARIANT_MODULES = {"bf16": "bf16", "qdq": "qdq"}
 
 
 def variant_code_digest(precision: Precision) -> dict[str, str]:

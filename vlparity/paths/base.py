@@ -18,6 +18,7 @@ from torch import nn
 
 from vlparity.adapters import FamilyAdapter, adapter_for
 from vlparity.errors import ArtefactError
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QdqConfig
 from vlparity.inputs import Sample, preprocess
 from vlparity.model_source import ModelSource
 from vlparity.paths.language import Generation, greedy_generate, teacher_forced_logits
@@ -72,6 +73,7 @@ class PathContext:
     device_map: str | None = None  # e.g. "auto": accelerate places the LM over every visible device
     trust_remote_code: bool = False  # passed to every from_pretrained: a checkpoint's own code runs only when asked
     static_shape: StaticShape | None = None  # --static-shape: every image resized to it, onnx* exported for it only
+    qdq_config: QdqConfig = DEFAULT_QDQ_CONFIG  # --qdq-config: onnx-qdq's quantization scheme
 
     @cached_property
     def adapter(self) -> FamilyAdapter:

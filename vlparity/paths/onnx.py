@@ -1,5 +1,5 @@
-"""``onnx``, ``onnx-fp16``, ``onnx-int8``, ``onnx-bf16``: the vision encoder exported to ONNX and run by ONNX Runtime,
-feeding the ``split`` language model. Each precision is its own path so parity and perf see them apart."""
+"""``onnx``, ``onnx-fp16``, ``onnx-int8``, ``onnx-bf16``, ``onnx-qdq``: the vision encoder exported to ONNX and run by
+ONNX Runtime, feeding the ``split`` language model. Each precision is its own path so parity and perf see them apart."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from vlparity.export.onnx_vision import (
     stamp_metadata,
     validate,
 )
+from vlparity.export.qdq import calibration_images, check_qdq_config, quantize_qdq
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample
 from vlparity.manifest import verify_manifest, write_artefact
@@ -54,7 +55,8 @@ def onnx_cache_dir(context: PathContext, settings: ExportSettings) -> Path:
     weight means a new export, and a fixed-shape export never shares a directory with the dynamic one."""
     key = digest_of({"source": context.source.content_hash(), "export": settings.key()})
     shape = f"-{settings.static_shape}-opset{settings.opset}" if settings.static_shape else ""
-    return context.cache_dir / "onnx" / f"{settings.precision}-{settings.attention}{shape}-{key[:16]}"
+    variant = f"qdq-{settings.qdq_config}" if settings.precision == "qdq" else settings.precision
+    return context.cache_dir / "onnx" / f"{variant}-{settings.attention}{shape}-{key[:16]}"
 
 
 def _example_inputs(vision_config: Any, static_shape: StaticShape | None) -> dict[str, torch.Tensor]:
@@ -67,6 +69,23 @@ def _example_inputs(vision_config: Any, static_shape: StaticShape | None) -> dic
     width = vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
     generator = torch.Generator().manual_seed(0)
     return {"pixel_values": torch.randn(int(grid.prod(-1).sum()), width, generator=generator), "image_grid_thw": grid}
+
+
+def calibration_feeds(context: PathContext, static_shape: StaticShape | None) -> list[dict[str, np.ndarray]]:
+    """One feed per calibration image (``export.qdq.calibration_images``), each at the size the processor gives it (a
+    fixed-shape export: resized to ``static_shape`` first), so the ranges cover the sizes the graph will see."""
+    from transformers import AutoImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(
+        context.source.directory, trust_remote_code=context.trust_remote_code
+    )
+    vision_config = context.source_config().vision_config
+    feeds = []
+    for image in calibration_images():
+        inputs = processor(images=[static_shape.resize(image) if static_shape else image], return_tensors="pt")
+        indices = context.adapter.export_inputs(inputs["image_grid_thw"], vision_config)
+        feeds.append({"pixel_values": inputs["pixel_values"].float().numpy(), **indices})
+    return feeds
 
 
 def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
@@ -82,6 +101,7 @@ def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
         "opset": settings.opset,
         "attention": settings.attention,
         **({"static_shape": str(settings.static_shape)} if settings.static_shape else {}),
+        **({"qdq_config": settings.qdq_config} if settings.precision == "qdq" else {}),
         "versions": settings.key(),
     }
 
@@ -97,6 +117,14 @@ def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
                     dynamic=settings.static_shape is None,
                 )  # fmt: skip
             del model
+        elif settings.precision == "qdq":
+            check_qdq_config(settings.qdq_config, settings.static_shape is not None)
+            fp32_dir = build_onnx_vision(context, dataclasses.replace(settings, precision="fp32"))
+            with progress.stage(f"quantizing the ONNX vision encoder to static QDQ ({settings.qdq_config})"):
+                metadata["quantizer"] = quantize_qdq(
+                    fp32_dir / MODEL_NAME, model_path, calibration_feeds(context, settings.static_shape),
+                    settings.qdq_config,
+                )  # fmt: skip
         else:
             fp32_dir = build_onnx_vision(context, dataclasses.replace(settings, precision="fp32"))
             log.info("converting the ONNX vision model to %s…", settings.precision)
@@ -134,7 +162,9 @@ class OnnxPath(SplitPath):
     def _vision_model(self) -> Path:
         """Export the vision encoder if it is not cached, verify it against its manifest, return the .onnx file."""
         if self.onnx_dir is None:
-            settings = ExportSettings(self.precision, static_shape=self.context.static_shape)
+            settings = ExportSettings(
+                self.precision, static_shape=self.context.static_shape, qdq_config=self.context.qdq_config
+            )
             with self.timer.stage("export"):
                 self.onnx_dir = build_onnx_vision(self.context, settings)
         check_source(verify_manifest(self.onnx_dir, ONNX_KIND), self.context, self.onnx_dir)
@@ -190,6 +220,9 @@ class OnnxPath(SplitPath):
         inputs = self.preprocess(sample)
         try:
             evaluator = ReferenceEvaluator(str(self.model_path))
+        except (NotImplementedError, RuntimeError) as exc:  # RuntimeError: no kernel for an op version (QDQ graphs)
+            raise ThirdOpinionUnavailableError(f"onnx.reference cannot load the graph: {exc}") from exc
+        try:
             (embeds,) = self._run_graph(
                 lambda feeds, outputs: evaluator.run(outputs, feeds),
                 inputs["pixel_values"], inputs["image_grid_thw"], ["image_embeds"],
@@ -204,9 +237,10 @@ class OnnxPath(SplitPath):
 
     def describe(self) -> dict[str, Any]:
         audit = self.session.audit.as_dict() if self.session and self.session.audit else None
-        stamped = self.session.metadata.get("opset") if self.session else None
-        opset = {"opset": int(stamped)} if stamped else {}
-        return {**super().describe(), "onnx_dir": str(self.onnx_dir), **opset, "provider_audit": audit}
+        stamped = self.session.metadata if self.session else {}
+        opset = {"opset": int(stamped["opset"])} if "opset" in stamped else {}
+        quantizer = {key: stamped[key] for key in ("quantizer", "qdq_config") if key in stamped}
+        return {**super().describe(), "onnx_dir": str(self.onnx_dir), **opset, **quantizer, "provider_audit": audit}
 
     def artefact_bytes(self) -> int | None:
         if self.onnx_dir is None:
@@ -230,3 +264,9 @@ class OnnxBf16Path(OnnxPath):
     name = "onnx-bf16"
     description = "ONNX Runtime vision (BF16 as the NPU computes it, simulated in fp32 kernels) + split safetensors LM"
     precision = "bf16"
+
+
+class OnnxQdqPath(OnnxPath):
+    name = "onnx-qdq"
+    description = "ONNX Runtime vision (static QDQ int8, calibrated on images: AMD Quark or ORT) + split safetensors LM"
+    precision = "qdq"
