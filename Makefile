@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (Python 3.11): both create or reuse .venv/ in the repo root.
-#   make demo   judge every path (split, onnx, onnx-fp16, onnx-int8, awq, awq+onnx) against original on the bundled fixture, write out/report.json
+#   make demo   judge every path (split, onnx, onnx-fp16, onnx-int8, onnx-bf16, onnx-qdq, awq, awq+onnx) against original on the bundled fixture, write out/report.json
 #   make test   run the whole test suite
 # .ci/run runs `make test` verbatim.
 
