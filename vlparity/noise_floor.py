@@ -1,6 +1,6 @@
 """Re-measure the noise floor behind ``parity/tolerances.toml`` and the margin every tolerance keeps above it.
 
-    .venv/bin/python -m vlparity.noise_floor [--paths split,onnx] [--model DIR ...] [--threads 1,2]
+    .venv/bin/python -m vlparity.noise_floor [--paths split,onnx] [--model DIR ...] [--threads 1,2] [--no-self-noise]
 
 For each fixture family (or ``--model``), over every fixture image × prompt plus a two-image prompt:
 
@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", default=None, help="checkpoint dir (default: both fixtures)")
     parser.add_argument("--threads", default="1,2", help="thread counts for the self-noise runs (first: baseline)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--self-noise", action=argparse.BooleanOptionalAction, default=True,
+        help="measure the reference (and onnx) against itself first; --no-self-noise prints only the path rows, "
+        "for a new path's profile when the floor is already known (docs/tolerances.md)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     models = args.model or [str(FIXTURES_DIR / "qwen2_5_vl"), str(FIXTURES_DIR / "qwen2_vl")]
     names = [name for name in args.paths.split(",") if name]
@@ -204,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     for model in models:
         family = Path(model).name
         settings = RunSettings(model=model, device="cpu", dtype="float32", cache_dir=args.output_dir)
-        for label, worst in self_noise(settings, REFERENCE_PATH, samples, threads):
-            print(f"{family} {format_row(f'original (PyTorch fp32) {label}', worst)}")
-        if "onnx" in names:
+        if args.self_noise:
+            for label, worst in self_noise(settings, REFERENCE_PATH, samples, threads):
+                print(f"{family} {format_row(f'original (PyTorch fp32) {label}', worst)}")
+        if "onnx" in names and args.self_noise:
             for label, worst in self_noise(settings, "onnx", samples, threads):
                 print(f"{family} {format_row(f'onnx (ORT fp32) {label}', worst)}")
         session = ParitySession(replace(settings, paths=(REFERENCE_PATH, *names)))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from vlparity import noise_floor
 from vlparity.noise_floor import Outputs, format_margin, format_row, margin, margins, worst_of
+from vlparity.parity.tolerances import tolerance_for
 from vlparity.paths import Generation
 
 LIMITS = {"max_abs_err": 1e-4, "min_cosine": 0.999, "rel_l2": 1e-5, "kl_max": 1e-9, "same_top1": 0.9, "kernel": 0.02}
@@ -92,3 +95,16 @@ def test_worst_of_counts_the_steps_a_settled_p_allowance_leaves_ungated() -> Non
     worst = worst_of([(outputs(embedding, logits), outputs(embedding, logits))], settled_p=0.9)
     assert (worst["ambiguous_steps"], worst["steps"]) == (1, 3)
     assert worst["min_reference_p"] == pytest.approx(np.exp(1) / (np.exp(1) + np.exp(0.9) + 1))
+
+
+def test_no_self_noise_prints_only_the_path_rows(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--no-self-noise``: a new path's rows without re-running the reference against itself (the costly part)."""
+    monkeypatch.setattr(noise_floor, "self_noise", lambda *_: pytest.fail("the self-noise runs were not skipped"))
+    monkeypatch.setattr(noise_floor, "fixture_samples", list)
+    monkeypatch.setattr(noise_floor, "ParitySession", lambda _settings: SimpleNamespace(tolerance=tolerance_for))
+    monkeypatch.setattr(noise_floor, "collect", lambda *_: [])
+    assert noise_floor.main(["--paths", "onnx,onnx-bf16", "--no-self-noise", "--model", "fixture"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [row.split(":")[0] for row in rows] == ["fixture onnx vs original", "fixture onnx-bf16 vs original"]
