@@ -16,7 +16,7 @@ import numpy as np
 from vlparity.devices import check_device_map, dtype_name, resolve_device, resolve_dtype
 from vlparity.errors import UsageError
 from vlparity.eval_sets import EvalSet
-from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QdqConfig
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QdqConfig, check_qdq_config
 from vlparity.inputs import Sample, sample_images
 from vlparity.model_source import resolve_model
 from vlparity.parity.accuracy import compare_accuracy
@@ -164,6 +164,8 @@ class ParitySession:
                 self.context.source.directory, trust_remote_code=self.context.trust_remote_code
             )
             check_static_shape(self.context.static_shape, image_processor)
+        if "onnx-qdq" in self.path_names:  # before any model loads, as for the static shape
+            check_qdq_config(self.context.qdq_config, self.context.static_shape is not None)
         model_type = self.context.source.model_type
         self._tolerances = {name: tolerance_for(name, model_type) for name in self.candidates}
 

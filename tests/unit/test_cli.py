@@ -14,6 +14,7 @@ import torch
 from tests.parity.faults import perturb_merger_weight
 from vlparity.cli import COMMANDS, EXIT_PARITY_FAILURE, EXIT_PASS, EXIT_USAGE, build_parser, main, path_names_from_args
 from vlparity.errors import UsageError
+from vlparity.export.qdq import quark_available
 from vlparity.inputs import fixture_images
 from vlparity.model_source import DEFAULT_MODEL, resolve_model
 from vlparity.paths.base import PathContext
@@ -68,6 +69,11 @@ def test_parity_failure_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture) -
         (["bundle"], "bundle: pass --output-dir DIR"),
         (["export-onnx", "--precision", "qdq", "--qdq-config", "int4"], "--qdq-config: invalid choice: 'int4'"),
         (["run", "--paths", "original,onnx-qdq", "--qdq-config", "A8W8"], "--qdq-config: invalid choice"),
+        pytest.param(
+            ["run", "--paths", "original,onnx-qdq", "--qdq-config", "a16w8", "--static-shape", "224x224"],
+            "--qdq-config a16w8 with --static-shape: onnxruntime's quantize_static (the fallback",
+            marks=pytest.mark.skipif(quark_available(), reason="AMD Quark writes a16w8 at opset 17"),
+        ),
     ],
 )
 def test_bad_usage_exits_2_with_a_message_and_no_traceback(
