@@ -1,7 +1,8 @@
 """``onnx-bf16``: the fp32 vision graph rewritten so that ONNX Runtime's CPU EP computes what a BF16 NPU computes.
 
 AMD's Ryzen AI flow takes transformer models as FP32 ONNX and converts them to BF16 when the VitisAI EP compiles
-them (docs/npu.md, "BF16 simulation"). ORT's CPU EP has almost no bfloat16 kernels, so the numbers are simulated:
+them (docs/npu.md, "`onnx-bf16`: what is rounded, and why"). ORT's CPU EP has almost no bfloat16 kernels, so the
+numbers are simulated:
 
 * every float initializer (weights, biases, constants) is rounded to the nearest bfloat16 (round to nearest even)
   and kept as float32: the values the NPU holds, without needing a bf16 kernel to read them;

@@ -1,5 +1,5 @@
 """``onnx-qdq``: static QDQ int8 of the fp32 vision export, calibrated on images, as the Ryzen AI NPU's integer flow
-takes it (docs/npu.md, "Static QDQ int8").
+takes it (docs/npu.md, "`onnx-qdq`: static QDQ int8").
 
 AMD Quark's ONNX quantizer (``amd-quark``) runs when it is installed, with its own ``XINT8`` / ``A8W8`` / ``A16W8``
 configurations. Without it, ONNX Runtime's ``quantize_static`` runs the nearest equivalent, and the artefact says
@@ -38,8 +38,8 @@ QDQ_CONFIGS: tuple[QdqConfig, ...] = ("xint8", "a8w8", "a16w8")
 DEFAULT_QDQ_CONFIG: QdqConfig = "a8w8"
 # Synthetic calibration scenes beside the fixture images: (seed, width, height), sizes the processor keeps as they are
 CALIBRATION_SCENES = ((1, 224, 224), (2, 336, 224), (3, 112, 448), (4, 448, 336))
-# The attention key mask: Where(valid, scores, lowest float) spans ±3.4e38, a range no 8- or 16-bit scale can hold
-# (with it quantized the fixture's min cosine is 0.46 even at int16; without, 0.98 at int8, 1.0 at int16).
+# The attention key mask: Where(valid, 0, -inf) (export.vision_graph's additive mask), a range no 8- or 16-bit scale
+# can hold (with it quantized the fixture's min cosine is 0.46 even at int16; without, 0.98 at int8, 1.0 at int16).
 UNQUANTIZED_OPS = frozenset({"Where"})
 FALLBACK_NOTICE = (
     "amd-quark is not installed: onnx-qdq is quantized by onnxruntime.quantization.quantize_static (the fallback; "
