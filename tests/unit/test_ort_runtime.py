@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime
 import pytest
-from onnx import TensorProto, helper
 
 from vlparity.errors import UsageError
 from vlparity.runtime.ort import (
@@ -21,16 +19,6 @@ from vlparity.runtime.ort import (
 )
 
 HAS_CUDA_EP = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-
-
-@pytest.fixture
-def add_model(tmp_path: Path) -> Path:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])
-    graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "add", [x], [y])
-    path = tmp_path / "add.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    return path
 
 
 def test_cpu_session_audit_records_the_provider_that_ran_the_nodes(add_model: Path) -> None:

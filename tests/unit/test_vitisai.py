@@ -10,12 +10,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
 
 from tests.unit.report_samples import build_report
 from vlparity.cli import EXIT_USAGE, main
@@ -232,16 +230,6 @@ def test_the_report_directory_follows_the_options_or_the_documented_defaults(tmp
     default = report_directory({"cache_dir": "/c"}, model)
     assert default == Path("/c") / "80c8830fc02965a11849488fe75d80bb"  # md5 of the model file
     assert report_directory({}, model).parent.parts[-2:] == ("vaip", ".cache")
-
-
-@pytest.fixture
-def add_model(tmp_path: Path) -> Path:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])
-    graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "add", [x], [y])
-    path = tmp_path / "add.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    return path
 
 
 @pytest.fixture
