@@ -32,6 +32,8 @@ class Tolerance:
     weight_max_rel_l2: float  # quantized paths: each LM linear's dequantized effective weight vs original's (inf: none)
     settled_p: float  # KL / same-top-1 gate only steps where the reference's top-1 probability reaches this
     max_accuracy_drop: float  # eval set only (--eval-set): accuracy(original) − accuracy(path), the point estimate
+    tensor_min_sqnr_db: float  # derived ONNX graphs (onnx-bf16, onnx-qdq): every tensor vs the fp32 graph (−inf: none)
+    weight_min_sqnr_db: float  # derived ONNX graphs: every changed weight vs the fp32 graph's (−inf: none)
     version: int
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlparity.parity.accuracy import AccuracyDelta
+from vlparity.parity.tensor_table import TensorTable
 from vlparity.parity.tensors import TensorComparison
 from vlparity.parity.tokens import TeacherForcedComparison, TokenComparison
 from vlparity.parity.tolerances import Tolerance
@@ -105,6 +106,30 @@ def judge_accuracy(delta: AccuracyDelta, tolerance: Tolerance) -> Verdict:
             f"(Newcombe), McNemar p {delta.mcnemar_p:.3g}",
         ),
     )
+
+
+def judge_tensor_table(table: TensorTable, tolerance: Tolerance, shown: int = 3) -> Verdict:
+    """Every tensor and weight of a derived graph against the fp32 graph's: the first tensor (in graph order) under
+    ``tensor_min_sqnr_db`` is where the error starts; the worst weight under ``weight_min_sqnr_db`` is named with it."""
+    reasons = []
+    below = table.below(tolerance.tensor_min_sqnr_db)
+    if below:
+        first, where = below[0], list(dict.fromkeys(row.location for row in below))
+        reasons.append(
+            f"{len(below)} of {len(table.tensors)} tensors under {tolerance.tensor_min_sqnr_db:g} dB SQNR against the "
+            f"fp32 graph (tensor_min_sqnr_db); the first is {first.name} in {first.location} ({first.scope}): "
+            f"{first.sqnr_db:.1f} dB, cosine {first.cosine:.4f}; locations: {', '.join(where[:shown])}"
+            f"{f' (+{len(where) - shown} more)' if len(where) > shown else ''}"
+        )
+    weights = [row for row in table.weights if not row.sqnr_db >= tolerance.weight_min_sqnr_db]
+    if weights:
+        worst = weights[0]
+        reasons.append(
+            f"{len(weights)} weight(s) under {tolerance.weight_min_sqnr_db:g} dB SQNR against the fp32 weights "
+            f"(weight_min_sqnr_db); the worst is {worst.name} in {worst.location}: {worst.sqnr_db:.1f} dB (a scale "
+            "or zero point that does not match the weight, not rounding)"
+        )
+    return Verdict(passed=not reasons, reasons=tuple(reasons))
 
 
 def first_failing(comparisons: list[TensorComparison], tolerance: Tolerance) -> int | None:
