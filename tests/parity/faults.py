@@ -57,7 +57,10 @@ MAX_NEW_TOKENS = 4
 # ×3 → KL 0.097 on Qwen2.5-VL (limit 0.01); Qwen2-VL's quantization floor is 21× higher (limit 0.15): ×30 → 0.23.
 SCALES_FAULT = {"qwen2_5_vl": 3, "qwen2_vl": 30}
 RELATIVE_WEIGHT_FAULT = 1e-3  # "a vision block weight off by 1e-3 relative"
-ARTEFACT_DIRS = {"split": "artefact_dir", "onnx": "onnx_dir", "awq": "awq_dir"}  # where each runner keeps its files
+ARTEFACT_DIRS = {  # where each runner keeps its files
+    "split": "artefact_dir", "onnx": "onnx_dir", "onnx-bf16": "onnx_dir", "onnx-qdq": "onnx_dir", "awq": "awq_dir"
+}  # fmt: skip
+MLP_OUT = ("mlp.down_proj.", "mlp.fc2.")  # the MLP's output projection (Qwen2.5-VL, Qwen2-VL)
 
 
 # --- planting helpers -------------------------------------------------------------------------------------------------
@@ -103,7 +106,22 @@ def scale_onnx_weight(model_path: Path, matches: Callable[[str], bool], factor: 
     return initializer.name
 
 
-def in_block(block: int, part: str) -> Callable[[str], bool]:
+def scale_qdq_weight_scale(model_path: Path, matches: Callable[[str], bool], factor: float) -> str:
+    """Scale the scale of the first DequantizeLinear whose (quantized) weight name ``matches`` by ``factor``: the
+    integer weights stay, so the dequantized weight is ``factor`` × what the quantizer computed."""
+    model = onnx.load(str(model_path))
+    initializers = {i.name: i for i in model.graph.initializer}
+    dequantized = (n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in initializers)
+    node = next(n for n in dequantized if matches(n.input[0]))
+    scale_tensor = initializers[node.input[1]]
+    scale_tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale_tensor) * factor, scale_tensor.name))
+    onnx.save(model, str(model_path))
+    return node.input[0]
+
+
+def in_block(block: int, part: str | tuple[str, ...]) -> Callable[[str], bool]:
+    if isinstance(part, tuple):
+        return lambda name: any(f"blocks.{block}.{one}" in name for one in part)
     return lambda name: f"blocks.{block}.{part}" in name
 
 
@@ -189,7 +207,7 @@ class Bench:
 
     @cached_property
     def genuine(self) -> ParitySession:
-        paths = ("original", "split", "onnx", *(("awq",) if HAS_AWQ else ()))
+        paths = ("original", "split", "onnx", "onnx-bf16", "onnx-qdq", *(("awq",) if HAS_AWQ else ()))
         return ParitySession(dataclasses.replace(self.settings, paths=paths))
 
     def artefact(self, name: str) -> Path:
@@ -264,6 +282,18 @@ def _onnx_block_weight(bench: Bench, context: PathContext) -> OnnxPath:
     scale_onnx_weight(copy / MODEL_NAME, in_block(2, "mlp"), 1 + RELATIVE_WEIGHT_FAULT)
     resign(copy)
     return OnnxPath(context, onnx_dir=copy)
+
+
+def _derived_onnx_copy(path: str, plant: Callable[[Path], object]) -> Plant:
+    """A copy of the genuine onnx-bf16 / onnx-qdq artefact with ``plant`` applied to its graph."""
+
+    def planted(bench: Bench, context: PathContext) -> OnnxPath:
+        copy = bench.copy(path)
+        plant(copy / MODEL_NAME)
+        resign(copy)
+        return PATHS[path](context, onnx_dir=copy)
+
+    return planted
 
 
 def _stale_export(bench: Bench, context: PathContext) -> OnnxPath:
@@ -398,6 +428,16 @@ FAULTS = [
         ("load: ArtefactError", "AWQ load: transformers could not load"), needs_awq=True,
     ),
     Fault(
+        "qdq-block-scale-x4", "onnx-qdq graph: the block-2 MLP output projection's weight scale ×4", "onnx-qdq",
+        _derived_onnx_copy("onnx-qdq", lambda m: scale_qdq_weight_scale(m, in_block(2, MLP_OUT), 4.0)),
+        ("tensors: ", "(tensor_min_sqnr_db)", "(weight_min_sqnr_db)"), where="in block 2",
+    ),
+    Fault(
+        "bf16-block-weight-x4", "onnx-bf16 graph: the block-2 MLP output projection's weight ×4", "onnx-bf16",
+        _derived_onnx_copy("onnx-bf16", lambda m: scale_onnx_weight(m, in_block(2, MLP_OUT), 4.0)),
+        ("tensors: ", "(tensor_min_sqnr_db)", "(weight_min_sqnr_db)"), where="in block 2",
+    ),
+    Fault(
         "awq-kernel-fault", "AWQ kernel: one linear's output ×1.05 (hook)", "awq", _awq_kernel_fault,
         ("tokens: kernel/format error",), where="largest hidden-state error growth at decoder layer 0 (",
         needs_awq=True,
@@ -411,7 +451,7 @@ def _genuine(name: str) -> Plant:
 
 CONTROLS = [
     Fault(f"genuine-{name}", "nothing (the genuine artefact)", name, _genuine(name), (), needs_awq=name == "awq")
-    for name in ("split", "onnx", "awq")
+    for name in ("split", "onnx", "onnx-bf16", "onnx-qdq", "awq")
 ]
 
 
@@ -440,6 +480,8 @@ def judge(fault: Fault, bench: Bench) -> Outcome:
         session.use_runner(fault.plant(bench, session.context))
         stage = "run"
         results = [*session.check_vision(fault.path, SAMPLE), session.check_tokens(fault.path, SAMPLE)]
+        if session.has_tensor_table(fault.path):
+            results.append(session.check_tensors(fault.path, SAMPLE))
     except VlparityError as exc:
         return Outcome((stage,), (f"{stage}: {type(exc).__name__}: {exc}",), {})
     failed = tuple(dict.fromkeys(result.check for result in results if not result.passed))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,3 +166,20 @@ def build_table(tensors: Iterable[TensorError], weights: Iterable[WeightError]) 
         tensors=tuple(sorted(merged, key=lambda row: (row.sqnr_db, row.order))),
         weights=tuple(sorted({row.name: row for row in weights}.values(), key=lambda row: (row.sqnr_db, row.name))),
     )
+
+
+def noise_growth(nodes: Iterable[tuple[str, Sequence[str], Sequence[str]]], table: TensorTable) -> dict[str, float]:
+    """How much noise each node adds, as a noise-to-signal power ratio (10^(−SQNR/10)): that of its noisiest output
+    minus that of its noisiest input, or that of the noisiest weight it reads if larger. ``nodes`` are (name, input
+    names, output names) of the fp32 graph; a tensor the table lacks (a graph input, an unchanged weight) counts as
+    exact. What ``--suggest-exclusions`` ranks nodes by: the node whose own arithmetic adds the most error, not the one
+    that merely carries the error of those before it."""
+    noise = {row.name: 10.0 ** (-row.sqnr_db / 10.0) for row in table.tensors}  # −inf dB → inf, +inf dB → 0
+    weights = {row.name: 10.0 ** (-row.sqnr_db / 10.0) for row in table.weights}
+    growth = {}
+    for name, inputs, outputs in nodes:
+        carried = max((noise.get(tensor, 0.0) for tensor in inputs), default=0.0)
+        produced = max((noise.get(tensor, 0.0) for tensor in outputs), default=0.0)
+        added = produced - carried if math.isfinite(carried) else 0.0  # after an inf, nothing more is added
+        growth[name] = max(added, *(weights.get(tensor, 0.0) for tensor in inputs))
+    return growth

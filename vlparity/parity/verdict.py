@@ -126,8 +126,8 @@ def judge_tensor_table(table: TensorTable, tolerance: Tolerance, shown: int = 3)
         worst = weights[0]
         reasons.append(
             f"{len(weights)} weight(s) under {tolerance.weight_min_sqnr_db:g} dB SQNR against the fp32 weights "
-            f"(weight_min_sqnr_db); the worst is {worst.name} in {worst.location}: {worst.sqnr_db:.1f} dB (a scale "
-            "or zero point that does not match the weight, not rounding)"
+            f"(weight_min_sqnr_db); the worst is {worst.name} in {worst.location}: {worst.sqnr_db:.1f} dB (far beyond "
+            "the rounding of a well-scaled weight: a wrong scale or zero point, or an outlier the scale cannot hold)"
         )
     return Verdict(passed=not reasons, reasons=tuple(reasons))
 
