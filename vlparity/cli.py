@@ -32,7 +32,7 @@ from vlparity.cli_options import (
 )
 from vlparity.errors import OutputNotWritableError, UsageError, VlparityError
 from vlparity.eval_sets import EvalSet, load_eval_set
-from vlparity.export.qdq import DEFAULT_QDQ_CONFIG
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, parse_qdq_exclude
 from vlparity.image_specs import samples_from_specs
 from vlparity.inputs import Sample
 from vlparity.paths import REFERENCE_PATH, parse_path_names
@@ -88,6 +88,7 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...]) -> RunS
         trust_remote_code=args.trust_remote_code,
         static_shape=getattr(args, "static_shape", None),
         qdq_config=getattr(args, "qdq_config", DEFAULT_QDQ_CONFIG),
+        qdq_exclude=parse_qdq_exclude(getattr(args, "qdq_exclude", [])),
     )
 
 
@@ -254,7 +255,10 @@ def command_export_onnx(args: argparse.Namespace) -> int:
 
     session = ParitySession(settings_from_args(args, (REFERENCE_PATH,)))
     for precision in args.precision or ["fp32"]:
-        settings = ExportSettings(precision, static_shape=args.static_shape, qdq_config=args.qdq_config)
+        settings = ExportSettings(
+            precision, static_shape=args.static_shape, qdq_config=args.qdq_config,
+            qdq_exclude=session.settings.qdq_exclude if precision == "qdq" else (),
+        )  # fmt: skip
         directory = build_onnx_vision(session.context, settings)
         result(f"{precision}: {directory / 'vision.onnx'}")
     return EXIT_PASS
@@ -316,6 +320,7 @@ COMMANDS = {
             (
                 "vlparity export-onnx --model fixtures/qwen2_vl --precision fp32 --precision int8",
                 "vlparity export-onnx --static-shape 448x448   # fixed shape, opset 17: for the Ryzen AI NPU",
+                "vlparity export-onnx --precision qdq --qdq-exclude @float-nodes.txt   # these nodes stay in float",
             ),
             command_export_onnx,
             EXPORT_OPTIONS,
@@ -368,6 +373,7 @@ COMMANDS = {
                 "vlparity run --image a.png,b.png --prompt 'Compare the two images.'   # one prompt, two images",
                 "vlparity run --quantize   # original, awq, awq+onnx",
                 "vlparity run --paths original,onnx --static-shape 448x448   # all images at 448x448, fixed-shape ONNX",
+                "vlparity run --paths original,onnx-qdq --qdq-exclude node_linear_3,node_linear_4   # kept in float",
             ),
             command_judge,
             JUDGE_OPTIONS,

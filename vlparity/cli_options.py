@@ -106,6 +106,12 @@ def _shape_options() -> argparse.ArgumentParser:
         "(int16 activations); AMD Quark quantizes when installed, else onnxruntime's quantize_static "
         "(default: %(default)s)",
     )  # fmt: skip
+    group.add_argument(
+        "--qdq-exclude", action="append", default=[], metavar="NODE[,NODE…]|@FILE",
+        help="onnx-qdq: keep these nodes of the vision graph in float (nodes_to_exclude, as ORT's and Quark's "
+        "quantizers call it); comma-separated, repeatable; @FILE reads one node name per line or a JSON list. A "
+        "name that is not a node of the fp32 export is refused, naming the closest ones",
+    )  # fmt: skip
     return shape
 
 

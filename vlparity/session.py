@@ -119,6 +119,7 @@ class RunSettings:
     trust_remote_code: bool = False
     static_shape: StaticShape | None = None  # --static-shape WxH
     qdq_config: QdqConfig = DEFAULT_QDQ_CONFIG  # --qdq-config
+    qdq_exclude: tuple[str, ...] = ()  # --qdq-exclude NODE[,NODE...]: onnx-qdq's nodes kept in float
 
 
 @dataclass
@@ -152,6 +153,7 @@ class ParitySession:
             trust_remote_code=self.settings.trust_remote_code,
             static_shape=self.settings.static_shape,
             qdq_config=self.settings.qdq_config,
+            qdq_exclude=self.settings.qdq_exclude,
         )
         # fail fast on an unsupported architecture or a vision configuration the family's own code cannot run
         self.context.adapter.check_vision_config(

@@ -26,7 +26,7 @@ from torch import nn
 
 from vlparity.adapters import FamilyAdapter
 from vlparity.errors import ArtefactError
-from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QdqConfig
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QdqConfig, normalise_node_names
 from vlparity.manifest import library_versions
 from vlparity.static_shape import StaticShape
 
@@ -46,6 +46,10 @@ class ExportSettings:
     attention: str = "segments"  # or "mask": see export.vision_graph.SegmentAttention
     static_shape: StaticShape | None = None  # one image of this size, no dynamic axes (--static-shape)
     qdq_config: QdqConfig = DEFAULT_QDQ_CONFIG  # precision "qdq" only: --qdq-config
+    qdq_exclude: tuple[str, ...] = ()  # precision "qdq" only: --qdq-exclude, nodes kept in float (sorted, unique)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "qdq_exclude", normalise_node_names(self.qdq_exclude))
 
     @property
     def opset(self) -> int:
@@ -71,12 +75,14 @@ class ExportSettings:
             **library_versions(),
         }
 
-    def qdq_key(self) -> dict[str, str]:
-        """What else a QDQ artefact depends on: its configuration, the quantizer that runs, the calibration images."""
+    def qdq_key(self) -> dict[str, Any]:
+        """What else a QDQ artefact depends on: its configuration, the nodes kept in float, the quantizer that runs,
+        the calibration images."""
         from vlparity.export.qdq import calibration_digest, calibration_images, quantizer_name
 
         return {
             "qdq_config": self.qdq_config,
+            "qdq_exclude": list(self.qdq_exclude),
             "quantizer": quantizer_name(),
             "calibration": calibration_digest(calibration_images()),
         }

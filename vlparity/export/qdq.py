@@ -13,23 +13,34 @@ so (``quantizer`` in its metadata and in the report's path details):
 
 Every op type ORT's QDQ quantizer supports is quantized (``Conv``, ``Gemm``, ``MatMul``, data movement) except
 ``Where`` (``UNQUANTIZED_OPS``); biases stay in float (ORT's int32 bias would tie its scale to the rounded ones).
+
+``--qdq-exclude`` keeps named nodes in float (``nodes_to_exclude``, as ORT's and Quark's quantizers call it). Both
+quantizers ignore a name the graph lacks, so names are checked against the fp32 graph first (``check_node_names``).
+An excluded node also reads float inputs: where a tensor it reads is quantized for another consumer, ORT hands the
+dequantized value to every consumer, so the excluded node's inputs are wired back to the float tensors
+(``float_inputs_for``).
+
+numpy and PIL are imported where they are used: the pytest plugin reads ``QDQ_CONFIGS`` at start-up.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Literal
 
 from vlparity.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +71,8 @@ def quantizer_name() -> str:
 
 def calibration_images() -> list[Image.Image]:
     """The fixture images plus a few deterministic synthetic scenes (``vlparity.synthetic``), as RGB."""
+    from PIL import Image
+
     from vlparity import synthetic
     from vlparity.inputs import fixture_images
 
@@ -101,26 +114,112 @@ def check_qdq_config(config: QdqConfig, fixed_shape: bool) -> None:
         )
 
 
-def quantize_qdq(fp32_path: Path, out_path: Path, feeds: list[dict[str, np.ndarray]], config: QdqConfig) -> str:
-    """Write the static QDQ model of ``fp32_path`` calibrated on ``feeds``; return the quantizer's name."""
+def node_names_from(value: str, option: str = "--qdq-exclude") -> list[str]:
+    """The node names of one ``--qdq-exclude`` value: comma-separated items, each a node name or ``@FILE``, a file with
+    one name per line (blank lines and ``#`` comments skipped) or a JSON list of names. A file that cannot be read is a
+    UsageError naming it."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    return [name for item in items for name in (_names_in_file(item[1:], option) if item[0] == "@" else [item])]
+
+
+def _names_in_file(file: str, option: str) -> list[str]:
+    path = Path(file).expanduser()
+    where = f"{option} @{path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file (a file with one node name per line, or a JSON list)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{where}: cannot read it ({type(exc).__name__}: {exc})") from None
+    if not text.lstrip().startswith(("[", "{")):  # not JSON: one name per line
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: not a valid JSON list ({exc}); write one node name per line instead") from None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise UsageError(f"{where}: expected a JSON list of node names (strings)")
+    return [name.strip() for name in names if name.strip()]
+
+
+def parse_qdq_exclude(values: Iterable[str], option: str = "--qdq-exclude") -> tuple[str, ...]:
+    """Every name the (repeated) option gives, sorted and de-duplicated: the order they are given in does not change
+    the artefact or its cache key."""
+    return normalise_node_names(name for value in values for name in node_names_from(value, option))
+
+
+def normalise_node_names(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(names)))
+
+
+def check_node_names(model_path: Path, names: Sequence[str], option: str = "--qdq-exclude") -> None:
+    """Refuse names that are not nodes of ``model_path`` (ORT and Quark skip them silently: a typo would quantize the
+    node it meant). The message names each unknown name and up to 3 closest node names."""
+    if not names:
+        return
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    known = [node.name for node in graph.node]
+    unknown = [name for name in names if name not in set(known)]
+    if not unknown:
+        return
+    hints = "; ".join(
+        f"{name!r} (closest: {', '.join(difflib.get_close_matches(name, known, n=3, cutoff=0.3)) or 'none'})"
+        for name in unknown
+    )
+    raise UsageError(
+        f"{option}: {len(unknown)} name(s) not among the {len(known)} nodes of the fp32 vision graph {model_path}: "
+        f"{hints}. Node names are the ONNX graph's own (e.g. node_linear_3, node_masked_fill)."
+    )
+
+
+def quantize_qdq(
+    fp32_path: Path,
+    out_path: Path,
+    feeds: list[dict[str, np.ndarray]],
+    config: QdqConfig,
+    nodes_to_exclude: Sequence[str] = (),
+) -> str:
+    """Write the static QDQ model of ``fp32_path`` calibrated on ``feeds``, ``nodes_to_exclude`` kept in float; return
+    the quantizer's name. Unknown node names are refused before anything is quantized."""
+    nodes_to_exclude = normalise_node_names(nodes_to_exclude)
+    check_node_names(fp32_path, nodes_to_exclude)
     name = quantizer_name()
+    if nodes_to_exclude:
+        log.info("onnx-qdq: %d node(s) kept in float (--qdq-exclude)", len(nodes_to_exclude))
     if quark_available():
-        _quantize_with_quark(fp32_path, out_path, FeedReader(feeds), config)
+        _quantize_with_quark(fp32_path, out_path, FeedReader(feeds), config, nodes_to_exclude)
     else:
         log.warning(FALLBACK_NOTICE)
-        _quantize_with_ort(fp32_path, out_path, FeedReader(feeds), config)
+        _quantize_with_ort(fp32_path, out_path, FeedReader(feeds), config, nodes_to_exclude)
     return name
 
 
-def _quantize_with_quark(fp32_path: Path, out_path: Path, reader: FeedReader, config: QdqConfig) -> None:
+def _quantize_with_quark(
+    fp32_path: Path, out_path: Path, reader: FeedReader, config: QdqConfig, nodes_to_exclude: Sequence[str] = ()
+) -> None:
     from quark.onnx import ModelQuantizer
     from quark.onnx.quantization.config import Config, get_default_config
 
-    quantizer = ModelQuantizer(Config(global_quant_config=get_default_config(config.upper())))
+    from vlparity.export.onnx_vision import save_onnx
+
+    # get_default_config returns a copy of Quark's QuantizationConfig, whose nodes_to_exclude is a list of node names
+    global_config = get_default_config(config.upper())
+    global_config.nodes_to_exclude = [*global_config.nodes_to_exclude, *nodes_to_exclude]
+    quantizer = ModelQuantizer(Config(global_quant_config=global_config))
     quantizer.quantize_model(str(fp32_path), str(out_path), reader)
+    if nodes_to_exclude:
+        import onnx
+
+        model = onnx.load(str(out_path))
+        float_inputs_for(model, fp32_path, nodes_to_exclude)
+        save_onnx(model, out_path)
 
 
-def _quantize_with_ort(fp32_path: Path, out_path: Path, reader: FeedReader, config: QdqConfig) -> None:
+def _quantize_with_ort(
+    fp32_path: Path, out_path: Path, reader: FeedReader, config: QdqConfig, nodes_to_exclude: Sequence[str] = ()
+) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.registry import QDQRegistry
@@ -132,18 +231,101 @@ def _quantize_with_ort(fp32_path: Path, out_path: Path, reader: FeedReader, conf
         str(fp32_path), str(out_path), reader,
         quant_format=QuantFormat.QDQ, activation_type=activation, weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax, per_channel=False,
-        op_types_to_quantize=sorted(set(QDQRegistry) - UNQUANTIZED_OPS),
+        op_types_to_quantize=sorted(set(QDQRegistry) - UNQUANTIZED_OPS), nodes_to_exclude=list(nodes_to_exclude),
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
     )  # fmt: skip
     model = onnx.load(str(out_path))
+    float_inputs_for(model, fp32_path, nodes_to_exclude)
     if config == "xint8":
         power_of_two_scales(model)
     del model.graph.value_info[:]  # as for int8: stale shape hints the strict shape inference rejects
     save_onnx(model, out_path)
 
 
+def _is_quantize(node: Any) -> bool:  # QuantizeLinear and Quark's Extended…/Vitis… variants
+    return node.op_type.endswith("QuantizeLinear")
+
+
+def _is_dequantize(node: Any) -> bool:
+    return node.op_type.endswith("DequantizeLinear")
+
+
+def float_inputs_for(model: Any, fp32_path: Path, names: Sequence[str]) -> None:
+    """Feed each node in ``names`` the float tensors it read in the fp32 graph. A quantizer that quantizes a tensor for
+    one consumer rewires every consumer to the dequantized copy (ORT's ``replace_input_of_all_nodes``), an excluded
+    one included: follow ``DequantizeLinear ← QuantizeLinear`` back to the float activation, or, for a quantized
+    initializer (a weight shared with a quantized node), restore the fp32 graph's initializer. Q/DQ nodes and
+    initializers left without a consumer are removed."""
+    if not names:
+        return
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+    graph = model.graph
+    producers = {output: node for node in graph.node for output in node.output}
+    by_name = {node.name: node for node in graph.node}
+    fp32_graph = onnx.load(str(fp32_path), load_external_data=False).graph
+    fp32_nodes = {node.name: node for node in fp32_graph.node}
+    fp32_initializers = {tensor.name: tensor for tensor in fp32_graph.initializer}
+    initializers = {tensor.name for tensor in graph.initializer}
+
+    def float_source(tensor: str) -> str | None:
+        while tensor in producers and _is_dequantize(producers[tensor]):
+            quantized = producers[tensor].input[0]
+            if quantized not in producers or not _is_quantize(producers[quantized]):
+                return None  # an integer initializer: the float value is only in the fp32 graph
+            tensor = producers[quantized].input[0]
+        return tensor
+
+    for name in names:
+        node = by_name.get(name)
+        if node is None:  # e.g. fused away by Quark's graph optimizations
+            log.warning("--qdq-exclude %s: no such node in the quantized graph; nothing to keep in float", name)
+            continue
+        for index, tensor in enumerate(node.input):
+            if tensor not in producers or not _is_dequantize(producers[tensor]):
+                continue
+            source = float_source(tensor)
+            if source is None:
+                source = fp32_nodes[name].input[index]
+                if source not in initializers and source not in fp32_initializers:
+                    log.warning("--qdq-exclude %s: input %d (%s) has no float value to restore", name, index, source)
+                    continue
+                if source not in initializers:
+                    restored = onnx.TensorProto()
+                    restored.CopyFrom(fp32_initializers[source])
+                    if uses_external_data(restored):
+                        load_external_data_for_tensor(restored, str(fp32_path.parent))
+                        del restored.external_data[:]
+                        restored.data_location = onnx.TensorProto.DEFAULT
+                    graph.initializer.append(restored)
+                    initializers.add(source)
+            node.input[index] = source
+    _remove_unused_qdq(graph)
+
+
+def _remove_unused_qdq(graph: Any) -> None:
+    """Drop Q/DQ nodes whose outputs nothing reads (left by ``float_inputs_for``), then the initializers only they
+    read (their scales, zero points and quantized weights)."""
+    kept = {value.name for value in [*graph.output, *graph.input]}
+    freed: set[str] = set()
+    while True:
+        consumed = {tensor for node in graph.node for tensor in node.input} | kept
+        unused = [node for node in graph.node if (_is_quantize(node) or _is_dequantize(node))
+                  and not set(node.output) & consumed]  # fmt: skip
+        if not unused:
+            break
+        for node in unused:
+            freed.update(node.input)
+            graph.node.remove(node)
+    consumed = {tensor for node in graph.node for tensor in node.input} | kept
+    for tensor in [tensor for tensor in graph.initializer if tensor.name in freed - consumed]:
+        graph.initializer.remove(tensor)
+
+
 def power_of_two_scales(model: Any) -> None:
     """Round every Q/DQ scale up to a power of two, re-quantizing the int8 weights stored under the old scale."""
+    import numpy as np
     from onnx import numpy_helper
 
     initializers = {tensor.name: tensor for tensor in model.graph.initializer}

@@ -74,6 +74,7 @@ class PathContext:
     trust_remote_code: bool = False  # passed to every from_pretrained: a checkpoint's own code runs only when asked
     static_shape: StaticShape | None = None  # --static-shape: every image resized to it, onnx* exported for it only
     qdq_config: QdqConfig = DEFAULT_QDQ_CONFIG  # --qdq-config: onnx-qdq's quantization scheme
+    qdq_exclude: tuple[str, ...] = ()  # --qdq-exclude: onnx-qdq's nodes kept in float
 
     @cached_property
     def adapter(self) -> FamilyAdapter:

@@ -4,6 +4,7 @@ ONNX Runtime, feeding the ``split`` language model. Each precision is its own pa
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +103,7 @@ def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
         "attention": settings.attention,
         **({"static_shape": str(settings.static_shape)} if settings.static_shape else {}),
         **({"qdq_config": settings.qdq_config} if settings.precision == "qdq" else {}),
+        **({"qdq_exclude": json.dumps(list(settings.qdq_exclude))} if settings.precision == "qdq" else {}),
         "versions": settings.key(),
     }
 
@@ -123,7 +125,7 @@ def build_onnx_vision(context: PathContext, settings: ExportSettings) -> Path:
             with progress.stage(f"quantizing the ONNX vision encoder to static QDQ ({settings.qdq_config})"):
                 metadata["quantizer"] = quantize_qdq(
                     fp32_dir / MODEL_NAME, model_path, calibration_feeds(context, settings.static_shape),
-                    settings.qdq_config,
+                    settings.qdq_config, nodes_to_exclude=settings.qdq_exclude,
                 )  # fmt: skip
         else:
             fp32_dir = build_onnx_vision(context, dataclasses.replace(settings, precision="fp32"))
@@ -163,8 +165,9 @@ class OnnxPath(SplitPath):
         """Export the vision encoder if it is not cached, verify it against its manifest, return the .onnx file."""
         if self.onnx_dir is None:
             settings = ExportSettings(
-                self.precision, static_shape=self.context.static_shape, qdq_config=self.context.qdq_config
-            )
+                self.precision, static_shape=self.context.static_shape, qdq_config=self.context.qdq_config,
+                qdq_exclude=self.context.qdq_exclude if self.precision == "qdq" else (),
+            )  # fmt: skip
             with self.timer.stage("export"):
                 self.onnx_dir = build_onnx_vision(self.context, settings)
         check_source(verify_manifest(self.onnx_dir, ONNX_KIND), self.context, self.onnx_dir)
@@ -240,6 +243,8 @@ class OnnxPath(SplitPath):
         stamped = self.session.metadata if self.session else {}
         opset = {"opset": int(stamped["opset"])} if "opset" in stamped else {}
         quantizer = {key: stamped[key] for key in ("quantizer", "qdq_config") if key in stamped}
+        if "qdq_exclude" in stamped:  # the nodes kept in float (--qdq-exclude), as a list
+            quantizer["qdq_exclude"] = json.loads(stamped["qdq_exclude"])
         return {**super().describe(), "onnx_dir": str(self.onnx_dir), **opset, **quantizer, "provider_audit": audit}
 
     def artefact_bytes(self) -> int | None:
