@@ -23,16 +23,18 @@ from vlparity.parity.accuracy import compare_accuracy
 from vlparity.parity.generation import GenerationDrift, compare_generation_configs
 from vlparity.parity.layers import LayerDivergence, compare_layers, noise_threshold
 from vlparity.parity.series import error_histogram, merged_patch_grid
+from vlparity.parity.tensor_table import TensorTable, WeightError, build_table, tensor_error, weight_error
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, tolerance_for
-from vlparity.parity.verdict import first_failing, judge_accuracy, judge_tokens, judge_vision
+from vlparity.parity.verdict import first_failing, judge_accuracy, judge_tensor_table, judge_tokens, judge_vision
 from vlparity.parity.weights import LinearError, judge_weights
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
 from vlparity.paths.base import capture_decoder_states, embedding_arrays
 from vlparity.paths.onnx import ThirdOpinionUnavailableError
 from vlparity.provenance import collect_provenance, verdict_library_versions
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
+from vlparity.runtime.activations import ActivationProbe, location
 from vlparity.runtime.ort import OrtOptions
 from vlparity.static_shape import StaticShape, check_static_shape
 
@@ -41,6 +43,7 @@ DEFAULT_CACHE_DIR = Path(".vlparity-cache")
 
 
 THIRD_OPINION_MAX_PATCHES = 2048  # onnx.reference is pure numpy: keep it to small inputs
+WORST_TENSORS_SHOWN = 10  # rows of the per-tensor error table kept in the report (tensors and weights each)
 
 
 def _describe_diagnosis(diagnosis: dict[str, Any]) -> tuple[str, ...]:
@@ -139,6 +142,7 @@ class ParitySession:
     _results: dict[str, list[CheckResult]] = field(default_factory=dict, init=False)
     _generation_drift: dict[str, tuple[list[GenerationDrift], Path]] = field(default_factory=dict, init=False)
     _eval_answers: dict[tuple[str, str], tuple[list[str], int]] = field(default_factory=dict, init=False)
+    _probes: dict[str, tuple[ActivationProbe, list[WeightError]]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.path_names = parse_path_names(self.settings.paths)
@@ -182,6 +186,7 @@ class ParitySession:
         runner.prepare()
         self._runners[runner.name] = runner
         self._outputs = {key: value for key, value in self._outputs.items() if key[0] != runner.name}
+        self._probes.pop(runner.name, None)
 
     def runner(self, name: str) -> PathRunner:
         if name not in self._runners:
@@ -297,6 +302,54 @@ class ParitySession:
             )
             diagnosis["attribution"] = "onnxruntime" if exporter_ok else "exporter"
         return diagnosis
+
+    def has_tensor_table(self, name: str) -> bool:
+        """Whether path ``name``'s vision graph was derived tensor by tensor from the fp32 export (onnx-bf16,
+        onnx-qdq), so every tensor can be judged against it (``check_tensors``)."""
+        return getattr(self.runner(name), "derived_from_fp32", False)
+
+    def tensor_table(self, name: str, sample: Sample) -> TensorTable:
+        """Path ``name``'s per-tensor error table on ``sample``: every intermediate tensor and changed weight of its
+        vision graph against the fp32 export it was derived from (each tensor's worst value over the graph's runs)."""
+        runner = self.runner(name)
+        if name not in self._probes:
+            runner.prepare()
+            probe = ActivationProbe(runner.float_twin(), runner.model_path)
+            weights = [weight_error(w, location(w), ref, cand) for w, ref, cand in probe.weights()]
+            self._probes[name] = probe, weights
+        probe, weights = self._probes[name]
+        order = {tensor: index for index, tensor in enumerate(probe.scopes)}
+        rows = []
+        for feeds in runner.graph_feeds(sample):
+            for tensor, pair in probe.pairs(feeds).items():
+                scope = probe.scopes.get(tensor, tensor)
+                where = (location(scope), order.get(tensor, len(order)))
+                rows.append(tensor_error(tensor, scope, *where, pair.reference, pair.candidate, pair.unrounded))
+        return build_table(rows, weights)
+
+    def check_tensors(self, name: str, sample: Sample) -> CheckResult:
+        """Path ``name``'s per-tensor error table on ``sample``, judged by ``tensor_min_sqnr_db`` and
+        ``weight_min_sqnr_db``; the worst rows and the per-block summary go to the report."""
+        table = self.tensor_table(name, sample)
+        verdict = judge_tensor_table(table, self.tolerance(name))
+        worst_tensor = table.tensors[0] if table.tensors else None
+        worst_weight = table.weights[0] if table.weights else None
+        metrics = {
+            "tensors_compared": len(table.tensors),
+            "weights_compared": len(table.weights),
+            "min_sqnr_db": worst_tensor.sqnr_db if worst_tensor else math.inf,
+            "worst_tensor": worst_tensor.name if worst_tensor else None,
+            "worst_location": worst_tensor.location if worst_tensor else None,
+            "min_weight_sqnr_db": worst_weight.sqnr_db if worst_weight else math.inf,
+            "worst_weight": worst_weight.name if worst_weight else None,
+        }
+        series = {
+            "worst_tensors": [asdict(row) for row in table.tensors[:WORST_TENSORS_SHOWN]],
+            "worst_weights": [asdict(row) for row in table.weights[:WORST_TENSORS_SHOWN]],
+            "blocks": [asdict(row) for row in table.blocks()],
+        }
+        result = CheckResult(name, "tensors", sample.sample_id, None, verdict.passed, verdict.reasons, metrics, series)
+        return self._record([result])[0]
 
     def check_tokens(self, name: str, sample: Sample) -> CheckResult:
         """Greedy tokens and teacher-forced distributions of path ``name`` vs ``original``."""
@@ -466,6 +519,8 @@ class ParitySession:
                 log.info("%s: sample %d/%d %s", name, index, len(samples), sample.sample_id)
             if sample.images:
                 self.check_vision(name, sample)
+                if self.has_tensor_table(name):
+                    self.check_tensors(name, sample)
             self.check_tokens(name, sample)
         if eval_set is not None:
             for name in self.candidates:

@@ -524,6 +524,11 @@ def tripped(outcome: Outcome) -> str:
     for check, metrics in outcome.metrics.items():
         if check.startswith("vision"):
             cells.append(f"{check}: max |Δ| {metrics['max_abs_err']:.3g}, min cos {metrics['min_token_cosine']:.6f}")
+        elif check == "tensors":
+            cells.append(
+                f"tensors: min SQNR {metrics['min_sqnr_db']:.1f} dB ({metrics['worst_location']}: "
+                f"{metrics['worst_tensor']}), min weight SQNR {metrics['min_weight_sqnr_db']:.1f} dB"
+            )
         else:
             kernel = metrics.get("kernel_max_abs_logit")
             extra = f", kernel |Δlogit| {kernel:.3g}" if kernel is not None else ""

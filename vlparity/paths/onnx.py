@@ -145,6 +145,7 @@ class OnnxPath(SplitPath):
     name: ClassVar[str] = "onnx"
     description: ClassVar[str] = "ONNX Runtime vision (fp32) + split safetensors LM"
     precision: ClassVar[Precision] = "fp32"
+    derived_from_fp32: ClassVar[bool] = False  # rewritten from the fp32 export keeping its tensor names
 
     def __init__(self, context: PathContext, onnx_dir: Path | None = None) -> None:
         super().__init__(context)
@@ -184,14 +185,32 @@ class OnnxPath(SplitPath):
         """``outputs`` for every image of the processor's outputs: one run for all of them, or, for a fixed-shape graph
         (it takes exactly one image of its size), one run per image with the outputs concatenated along the token
         axis. Images do not attend to each other, so both give the same tokens in the same order."""
+        per_run = [run(feeds, outputs) for feeds in self._feeds_per_run(pixel_values, grid_thw)]
+        return per_run[0] if len(per_run) == 1 else [np.concatenate(parts) for parts in zip(*per_run, strict=True)]
+
+    def _feeds_per_run(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[dict[str, np.ndarray]]:
+        """One feed for all images, or one per image for a fixed-shape graph."""
         if not self.session.fixed_shape:
-            return run(self.feeds(pixel_values, grid_thw), outputs)
+            return [self.feeds(pixel_values, grid_thw)]
         patches = grid_thw.prod(-1).tolist()
-        per_image = [
-            run(self.feeds(pixels, grid[None]), outputs)
-            for pixels, grid in zip(pixel_values.split(patches), grid_thw, strict=True)
+        return [
+            self.feeds(pixels, grid[None]) for pixels, grid in zip(pixel_values.split(patches), grid_thw, strict=True)
         ]
-        return [np.concatenate(parts) for parts in zip(*per_image, strict=True)]
+
+    def graph_feeds(self, sample: Sample) -> list[dict[str, np.ndarray]]:
+        """The feeds of every run of the vision graph for ``sample`` (for the per-tensor error table)."""
+        self.prepare()
+        inputs = self.preprocess(sample)
+        return self._feeds_per_run(inputs["pixel_values"], inputs["image_grid_thw"])
+
+    def float_twin(self) -> Path | None:
+        """The fp32 export this graph was derived from tensor by tensor (onnx-bf16, onnx-qdq: the per-tensor error
+        table compares the two); None for a graph that is not (onnx itself; onnx-fp16 and onnx-int8, whose converters
+        rename what they rewrite)."""
+        if not self.derived_from_fp32:
+            return None
+        fp32 = ExportSettings("fp32", static_shape=self.context.static_shape)
+        return build_onnx_vision(self.context, fp32) / MODEL_NAME
 
     def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
         (embeds,) = self._run_graph(self.session.run, pixel_values, grid_thw, ["image_embeds"])
@@ -269,9 +288,11 @@ class OnnxBf16Path(OnnxPath):
     name = "onnx-bf16"
     description = "ONNX Runtime vision (BF16 as the NPU computes it, simulated in fp32 kernels) + split safetensors LM"
     precision = "bf16"
+    derived_from_fp32 = True
 
 
 class OnnxQdqPath(OnnxPath):
     name = "onnx-qdq"
     description = "ONNX Runtime vision (static QDQ int8, calibrated on images: AMD Quark or ORT) + split safetensors LM"
     precision = "qdq"
+    derived_from_fp32 = True
