@@ -18,6 +18,7 @@ import pytest
 # transformers and the runners are imported when a vlparity fixture is first used, never at start-up.
 from vlparity.devices import DEVICE_CHOICES, DEVICE_MAP_CHOICES, DTYPE_CHOICES, check_device_map
 from vlparity.errors import VlparityError
+from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QDQ_CONFIGS, parse_qdq_exclude  # no numpy at import
 from vlparity.path_names import REFERENCE_PATH, parse_path_names
 from vlparity.report import REPORT_SUFFIXES
 from vlparity.runtime.ort import EP_CHOICES, OrtOptions, parse_provider_options
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from vlparity.eval_sets import EvalSet
     from vlparity.report.model import ParityReport
     from vlparity.session import ParitySession, RunSettings
+    from vlparity.static_shape import StaticShape
 
 SESSION_KEY = pytest.StashKey["ParitySession"]()
 DEFAULT_CACHE_DIR = ".vlparity-cache"  # as vlparity.session's, which this module must not import at start-up
@@ -66,6 +68,11 @@ OPTIONS: dict[str, PluginOption] = {
         PluginOption("device-map", "string", "none", "accelerate places the LM", ("none", *DEVICE_MAP_CHOICES)),
         PluginOption("trust-remote-code", "bool", False, "let transformers run a checkpoint's own code"),
         PluginOption("eval-set", "string", "", "eval set of the eval_set fixture: easy-vqa[A:B] or FILE.jsonl"),
+        PluginOption(
+            "static-shape", "string", "", "WxH: every image resized to it, onnx* exported for it only (fixed shape)"
+        ),
+        PluginOption("qdq-config", "string", DEFAULT_QDQ_CONFIG, "onnx-qdq's static int8 scheme", QDQ_CONFIGS),
+        PluginOption("qdq-exclude", "string", "", "onnx-qdq: comma-separated nodes kept in float, or =@FILE"),
     )
 }
 
@@ -110,6 +117,7 @@ def _check_options(config: pytest.Config) -> None:
             check_spec(eval_set)
         except VlparityError as exc:
             raise pytest.UsageError(str(exc).replace("--eval-set", "--vlparity-eval-set", 1)) from None
+    _static_shape(config)
     device = str(_option(config, "device"))
     if device not in DEVICE_CHOICES and not device.startswith("cuda:"):
         raise pytest.UsageError(f"--vlparity-device {device!r}: not one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
@@ -119,12 +127,34 @@ def _check_options(config: pytest.Config) -> None:
             ep=str(_option(config, "ep")), provider_options=parse_provider_options(_provider_option_items(config))
         )
         check_device_map(str(_option(config, "device-map")))
+        _qdq_exclude(config)
     except VlparityError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
 def _provider_option_items(config: pytest.Config) -> list[str]:
     return [item for item in str(_option(config, "ep-option")).split(",") if item]
+
+
+def _static_shape(config: pytest.Config) -> StaticShape | None:
+    """``--vlparity-static-shape WxH`` parsed (its syntax: whether the processor keeps the size is checked when the
+    session starts, as for the CLI); None when not given. A malformed value is a usage error."""
+    value = str(_option(config, "static-shape")).strip()
+    if not value:
+        return None
+    import argparse
+
+    from vlparity.static_shape import parse_static_shape  # imports PIL: only when the option is given
+
+    try:
+        return parse_static_shape(value)
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"--vlparity-static-shape {exc}") from None
+
+
+def _qdq_exclude(config: pytest.Config) -> tuple[str, ...]:
+    """``--vlparity-qdq-exclude``: node names, sorted and unique (``@FILE`` read relative to the current directory)."""
+    return parse_qdq_exclude([str(_option(config, "qdq-exclude"))], "--vlparity-qdq-exclude")
 
 
 def settings_from_config(config: pytest.Config) -> RunSettings:
@@ -146,6 +176,9 @@ def settings_from_config(config: pytest.Config) -> RunSettings:
         ),
         device_map=check_device_map(str(_option(config, "device-map"))),
         trust_remote_code=bool(_option(config, "trust-remote-code")),
+        static_shape=_static_shape(config),
+        qdq_config=str(_option(config, "qdq-config")),
+        qdq_exclude=_qdq_exclude(config),
     )
 
 

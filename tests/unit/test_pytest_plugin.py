@@ -76,6 +76,9 @@ def test_cuda_without_a_gpu_is_a_usage_error_not_a_skip(pytester: pytest.Pyteste
             "*VitisAIExecutionProvider has no option 'cachedir'; did you mean 'cache_dir'?*",
         ),
         (["--vlparity-eval-set", "easy-vqa[5]"], "*--vlparity-eval-set easy-vqa?5?: not a slice of easy-vqa*"),
+        (["--vlparity-static-shape", "448"], "*--vlparity-static-shape '448': expected WIDTHxHEIGHT in pixels*"),
+        (["--vlparity-qdq-config", "int4"], "*--vlparity-qdq-config: invalid choice: 'int4'*"),
+        (["--vlparity-qdq-exclude=@missing.txt"], "*--vlparity-qdq-exclude @missing.txt: no such file*"),
     ],
     ids=[
         "report suffix",
@@ -86,6 +89,9 @@ def test_cuda_without_a_gpu_is_a_usage_error_not_a_skip(pytester: pytest.Pyteste
         "provider option",
         "vitisai option key",
         "eval set",
+        "static shape",
+        "qdq config",
+        "qdq exclude file",
     ],
 )
 def test_a_bad_option_is_a_usage_error_before_any_test_runs(
@@ -114,6 +120,39 @@ def test_ini_values_arrive_as_int_and_bool(pytester: pytest.Pytester) -> None:
         "    settings = settings_from_config(pytestconfig)\n"
         "    assert settings.max_new_tokens == 3 and settings.trust_remote_code is True\n"
     )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+NPU_SETTINGS_TEST = """
+from vlparity.pytest_plugin import settings_from_config
+from vlparity.static_shape import StaticShape
+
+def test_settings(pytestconfig):
+    settings = settings_from_config(pytestconfig)
+    assert settings.static_shape == StaticShape(336, 224)
+    assert settings.qdq_config == "xint8"
+    assert settings.qdq_exclude == ("node_a", "node_b", "node_c")
+"""
+
+
+def test_the_npu_options_reach_the_run_settings(pytester: pytest.Pytester) -> None:
+    """--vlparity-static-shape, --vlparity-qdq-config and --vlparity-qdq-exclude (a list, or @FILE) arrive in
+    RunSettings as the CLI's --static-shape, --qdq-config and --qdq-exclude do; the ini keys too."""
+    pytester.makepyfile(NPU_SETTINGS_TEST)
+    pytester.path.joinpath("float-nodes.txt").write_text("node_c\nnode_a\n")
+    flags = ["--vlparity-static-shape", "336x224", "--vlparity-qdq-config", "xint8"]
+    pytester.runpytest_subprocess(*flags, "--vlparity-qdq-exclude", "node_b,node_a,node_c").assert_outcomes(passed=1)
+    pytester.makeini(
+        "[pytest]\nvlparity_static_shape = 336x224\nvlparity_qdq_config = xint8\n"
+        "vlparity_qdq_exclude = @float-nodes.txt\n"
+    )
+    # pytest reads an argument that starts with @ as a file of arguments: an option's @FILE goes after "="
+    pytester.runpytest_subprocess("--vlparity-qdq-exclude=@float-nodes.txt,node_b").assert_outcomes(passed=1)
+    defaults = "from vlparity.pytest_plugin import settings_from_config\n\ndef test_defaults(pytestconfig):\n"
+    defaults += "    s = settings_from_config(pytestconfig)\n"
+    defaults += "    assert (s.static_shape, s.qdq_config, s.qdq_exclude) == (None, 'a8w8', ())\n"
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(defaults)
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
 
 
