@@ -201,6 +201,32 @@ def eval_set_from_args(args: argparse.Namespace) -> EvalSet | None:
     return load_eval_set(args.eval_set) if getattr(args, "eval_set", None) else None
 
 
+def check_exclusion_search(args: argparse.Namespace, session: ParitySession) -> None:
+    """``--suggest-exclusions`` needs onnx-qdq among the paths and a positive trial budget: refused before any work."""
+    if not getattr(args, "suggest_exclusions", False):
+        return
+    if "onnx-qdq" not in session.candidates:
+        raise UsageError("--suggest-exclusions searches onnx-qdq's quantization: add onnx-qdq to --paths.")
+    if args.max_exclusion_trials < 1:
+        raise UsageError(f"--max-exclusion-trials {args.max_exclusion_trials}: must be at least 1.")
+
+
+def suggest_exclusions_for(report: ParityReport, session: ParitySession, samples: list[Sample], trials: int) -> None:
+    """Print (and record in the report's onnx-qdq details) the exclusion list that restores onnx-qdq's vision-side
+    gate, when that gate failed; the run's verdict is left as it is."""
+    from vlparity.exclusion_search import PATH, suggest_exclusions
+
+    failed = [c for c in report.paths[PATH].checks if c.check in ("vision", "tensors") and not c.passed]
+    if not failed:
+        result(f"{PATH}: its vision gate and per-tensor table pass: no node needs to be kept out of quantization")
+        return
+    with progress.stage("searching onnx-qdq nodes to keep in float (--suggest-exclusions)"):
+        suggestion = suggest_exclusions(session, samples, trials)
+    for line in suggestion.lines():
+        result(line)
+    report.paths[PATH].details["suggested_exclusions"] = list(suggestion.nodes) if suggestion.nodes else None
+
+
 def command_judge(args: argparse.Namespace) -> int:
     """split, run-onnx, run-awq, run: run the paths, judge them against original, print the table."""
     from vlparity.report.table import render_table
@@ -213,8 +239,11 @@ def command_judge(args: argparse.Namespace) -> int:
     session = ParitySession(settings_from_args(args, tuple(names)))
     for runner in external_runners(session.context, artefacts_from_args(args), session.path_names):
         session.use_runner(runner)
+    check_exclusion_search(args, session)
     report = session.run(samples, progress=not args.quiet, eval_set=eval_set)
     result(render_table(report).splitlines()[-1] if args.quiet else render_table(report))
+    if getattr(args, "suggest_exclusions", False):
+        suggest_exclusions_for(report, session, samples, args.max_exclusion_trials)
     if args.command == "split" and not args.quiet:
         result(f"split: {session.runner('split').artefact_dir}")
     write_reports(report, targets)  # after the table: a report that cannot be written does not hide the result

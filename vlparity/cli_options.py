@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vlparity.devices import DEVICE_CHOICES, DEVICE_MAP_CHOICES, DTYPE_CHOICES
+from vlparity.exclusion_search import DEFAULT_MAX_TRIALS
 from vlparity.export.onnx_vision import PRECISIONS
 from vlparity.export.qdq import DEFAULT_QDQ_CONFIG, QDQ_CONFIGS
 from vlparity.inputs import fixture_prompts
@@ -115,6 +116,23 @@ def _shape_options() -> argparse.ArgumentParser:
     return shape
 
 
+def _exclusion_options() -> argparse.ArgumentParser:
+    """``--suggest-exclusions``: judging subcommands only (it re-quantizes and re-judges onnx-qdq)."""
+    search = argparse.ArgumentParser(add_help=False)
+    group = search.add_argument_group("onnx-qdq exclusion search")
+    group.add_argument(
+        "--suggest-exclusions", action="store_true",
+        help="when onnx-qdq fails, search the nodes whose exclusion from quantization (kept in float) restores its "
+        "vision gate and per-tensor table, and print them as a --qdq-exclude / nodes_to_exclude list (a bounded "
+        "greedy search: each trial re-quantizes and re-judges; the verdict of this run is unchanged)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-exclusion-trials", type=int, default=DEFAULT_MAX_TRIALS, metavar="N",
+        help="--suggest-exclusions: at most N quantize-and-judge trials (default: %(default)s)",
+    )  # fmt: skip
+    return search
+
+
 def _report_options() -> argparse.ArgumentParser:
     reports = argparse.ArgumentParser(add_help=False)
     group = reports.add_argument_group("reports")
@@ -185,6 +203,7 @@ OPTION_SETS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "inputs": _input_options,
     "ort": _ort_options,
     "shape": _shape_options,
+    "exclusions": _exclusion_options,
     "reports": _report_options,
     "quantize": _quantize_option,
     "external": _external_options,

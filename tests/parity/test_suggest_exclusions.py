@@ -12,6 +12,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from tests.samples import VISION_SAMPLES
+from vlparity.cli import EXIT_PARITY_FAILURE, EXIT_PASS, EXIT_USAGE, main
 from vlparity.exclusion_search import rank_nodes, suggest_exclusions
 from vlparity.inputs import Sample
 from vlparity.runtime.activations import tensor_scopes
@@ -32,6 +33,15 @@ def outlier_session(parity_session: ParitySession, tmp_path_factory: pytest.Temp
     save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
     settings = dataclasses.replace(parity_session.settings, model=str(model), paths=("original", "onnx-qdq"))
     return ParitySession(settings)
+
+
+def _cli(session: ParitySession, *extra: str) -> list[str]:
+    """``vlparity run`` on the first samples' image, onnx-qdq only, the session's model and cache."""
+    settings = session.settings
+    return [
+        "run", "--model", str(session.context.source.directory), "--paths", "original,onnx-qdq", "--device", "cpu",
+        "--image", str(SAMPLES[0].images[0]), "--max-new-tokens", "4", "--output-dir", str(settings.cache_dir), *extra,
+    ]  # fmt: skip
 
 
 def _mlp_out_node(session: ParitySession) -> str:
@@ -74,3 +84,21 @@ def test_the_suggested_exclusions_make_the_graph_pass_every_check(outlier_sessio
 def test_the_suggestion_reads_as_a_rerun_command(outlier_session: ParitySession) -> None:
     lines = suggest_exclusions(outlier_session, SAMPLES[:1]).lines()
     assert lines[1].startswith("  --qdq-exclude node_") and "nodes_to_exclude = [" in lines[2]
+
+
+def test_the_cli_prints_a_list_that_makes_the_next_run_pass(
+    outlier_session: ParitySession, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(_cli(outlier_session, "--suggest-exclusions", "--quiet")) == EXIT_PARITY_FAILURE
+    rerun = next(line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("--qdq-"))
+    option, nodes = rerun.split(" ", 1)
+    assert main(_cli(outlier_session, option, nodes, "--quiet")) == EXIT_PASS
+    assert capsys.readouterr().out.strip() == "overall: PASS"
+
+
+def test_suggest_exclusions_without_onnx_qdq_is_a_usage_error(
+    parity_session: ParitySession, capsys: pytest.CaptureFixture
+) -> None:
+    args = [arg.replace("original,onnx-qdq", "original,onnx-bf16") for arg in _cli(parity_session)]
+    assert main([*args, "--suggest-exclusions"]) == EXIT_USAGE
+    assert "add onnx-qdq to --paths" in capsys.readouterr().err
