@@ -512,6 +512,7 @@ DIAGNOSES = (
     "onnx.reference",
     "LM head",
     "LM input",
+    "tensors under",
 )
 
 
