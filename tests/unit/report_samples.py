@@ -1,6 +1,6 @@
 """A small ``ParityReport`` built by hand for the rendering tests: one passing path, one failing path with NaN metrics,
 nested details (an ORT provider audit) and hostile text (``<script>``, Markdown and pipe characters) where the user
-controls it, and a provenance stamp."""
+controls it, and a provenance stamp. ``with_tensors`` adds an ``onnx-qdq`` path with per-tensor error tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from dataclasses import asdict
 
 from vlparity.inputs import fixture_images
 from vlparity.parity.series import LOG10_EDGES
+from vlparity.parity.tensor_table import TensorError, WeightError, build_table
 from vlparity.parity.tolerances import tolerance_for
+from vlparity.parity.verdict import judge_tensor_table
 from vlparity.provenance import Provenance
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 
@@ -170,4 +172,75 @@ def with_accuracy(report: ParityReport) -> ParityReport:
             name, "accuracy", "easy-vqa[:40]", None, verdict.passed, verdict.reasons, metrics, {"flips": flips}
         )
         report.paths[name].checks.append(check)
+    return report
+
+
+TALL_SAMPLE = "tall_140x420|what-is-in-the-image"
+# (name, scope, location, order, SQNR vs fp32, own rounding SQNR, cosine, max |Δ|) per sample; weights are the path's
+_PASSING_TENSORS = {
+    SAMPLE: [
+        ("conv3d", "vision.patch_embed.proj", "patch_embed", 0, math.inf, None, 1.0, 0.0),  # identical
+        ("val_260", "attentions.0", "block 0", 10, 23.6, 30.2, 0.997, 0.05),
+        ("val_402", "attentions.1", "block 1", 20, 15.2, 30.2, 0.985, 0.31),
+        ("transpose_15", "attentions.1", "block 1", 21, 15.6, math.inf, 0.986, 0.3),  # not rounded again
+        ("gelu", "vision.merger.mlp.1", "merger", 30, 31.3, 32.8, 0.999, 0.02),
+        ("image_embeds", "tower", "tower", 40, 31.7, None, 0.9993, 0.2),
+    ],
+    TALL_SAMPLE: [
+        ("conv3d", "vision.patch_embed.proj", "patch_embed", 0, 28.4, 38.9, 0.9993, 0.01),
+        ("val_260", "attentions.0", "block 0", 10, 19.1, 30.2, 0.994, 0.07),
+        ("val_402", "attentions.1", "block 1", 20, 13.0, 30.2, 0.976, 0.4),
+        ("linear_16", "attentions.1.proj", "block 1", 22, 4.0, 31.6, 0.8033038, 5.18),
+        ("view_16", "attentions.1.proj", "block 1", 23, 4.0, math.inf, 0.8033038, 5.18),  # a reshape: no rounding
+        ("gelu", "vision.merger.mlp.1", "merger", 30, 12.5, 32.8, 0.978, 1.95),
+        ("image_embeds", "tower", "tower", 40, 14.0, None, 0.99, 2.45),
+    ],
+}
+_WEIGHTS = [
+    ("vision.patch_embed.proj.weight", "patch_embed", 38.1, 0.001),
+    ("vision.blocks.0.mlp.gate_proj.weight", "block 0", 36.5, 0.00106),
+    ("attentions.1.qkv.weight", "block 1", 37.2, 0.001),
+    ("vision.merger.mlp.0.weight", "merger", 36.7, 0.00095),
+]
+# A broken sample: NaN from block 1 on (−inf SQNR) after a weight scaled ×4 (−9.5 dB), hostile text in a scope
+_BROKEN_TENSORS = [
+    ("conv3d", "vision.patch_embed.proj", "patch_embed", 0, 28.4, 38.9, 0.9993, 0.01),
+    ("val_260", "attentions.0", "block 0", 10, 19.1, 30.2, 0.994, 0.07),
+    ("linear_16", HOSTILE, "block 1", 22, -math.inf, None, 0.0, math.inf),
+    ("image_embeds", "tower", "tower", 40, -math.inf, None, 0.0, math.inf),
+]
+_BROKEN_WEIGHT = ("vision.blocks.1.mlp.down_proj.weight", "block 1", -9.5, 0.25)
+
+
+def _tensors(path: str, sample: str, rows: list[tuple], weights: list[tuple]) -> CheckResult:
+    """A ``tensors`` check as ``ParitySession.check_tensors`` records it, judged by the path's real profile."""
+    table = build_table([TensorError(*row) for row in rows], [WeightError(*row) for row in weights])
+    verdict = judge_tensor_table(table, tolerance_for(path))
+    tensor = table.tensors[0] if table.tensors else None
+    weight = table.weights[0] if table.weights else None
+    metrics = {
+        "tensors_compared": len(table.tensors),
+        "weights_compared": len(table.weights),
+        "min_sqnr_db": tensor.sqnr_db if tensor else math.inf,
+        "worst_tensor": tensor.name if tensor else None,
+        "worst_location": tensor.location if tensor else None,
+        "min_weight_sqnr_db": weight.sqnr_db if weight else math.inf,
+        "worst_weight": weight.name if weight else None,
+    }
+    series = {
+        "worst_tensors": [asdict(row) for row in table.tensors[:10]],
+        "worst_weights": [asdict(row) for row in table.weights[:10]],
+        "blocks": [asdict(row) for row in table.blocks()],
+    }
+    return CheckResult(path, "tensors", sample, None, verdict.passed, verdict.reasons, metrics, series)
+
+
+def with_tensors(report: ParityReport, broken: bool = False) -> ParityReport:
+    """``report`` with an ``onnx-qdq`` path holding only ``tensors`` checks: two passing samples (the worst tensor,
+    linear_16 at 4.0 dB in block 1, is on the tall one; patch_embed is identical on the other), plus with ``broken``
+    a failing third sample (NaN from block 1 on, one weight at −9.5 dB)."""
+    checks = [_tensors("onnx-qdq", sample, rows, _WEIGHTS) for sample, rows in _PASSING_TENSORS.items()]
+    if broken:
+        checks.append(_tensors("onnx-qdq", HOSTILE_SAMPLE, _BROKEN_TENSORS, [*_WEIGHTS, _BROKEN_WEIGHT]))
+    report.paths["onnx-qdq"] = _path("onnx-qdq", checks, 0.3)
     return report

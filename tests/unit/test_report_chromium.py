@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.unit.report_samples import build_report
+from tests.unit.report_samples import build_report, with_tensors
 from vlparity.report import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -54,7 +54,7 @@ class Rendered:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     directory = tmp_path_factory.mktemp("chromium")
-    html = write_report(build_report(), directory / "report.html")
+    html = write_report(with_tensors(build_report(), broken=True), directory / "report.html")
     net_log = directory / "net-log.json"
     dumped = chromium(html, directory / "profile", "--dump-dom", f"--log-net-log={net_log}")
     requested = set(re.findall(r'"url":"([a-z]+://[^"]*)"', net_log.read_text()))
@@ -82,6 +82,13 @@ def test_the_script_ran_and_counted_every_plot(rendered: Rendered) -> None:
 def test_every_plot_survives_in_the_browser_dom(rendered: Rendered) -> None:
     for kind in ("histogram", "heatmap", "legend", "timeline", "latency", "memory"):
         assert rendered.dom.count(f'data-kind="{kind}"') == rendered.source.count(f'data-kind="{kind}"') > 0
+
+
+def test_the_per_tensor_tables_survive_in_the_browser_dom(rendered: Rendered) -> None:
+    for table in ('<table class="tensor-blocks">', '<table class="worst-tensors">'):
+        assert rendered.dom.count(table) == rendered.source.count(table) == 1
+    cells = 'class="num failed" title="under its limit"'
+    assert rendered.dom.count(cells) == rendered.source.count(cells) > 0
 
 
 def test_the_screenshot_shows_a_styled_page(rendered: Rendered) -> None:

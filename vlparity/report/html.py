@@ -1,9 +1,10 @@
 """HTML rendering: one self-contained file (inline CSS, SVG plots, base64 thumbnails, no URL) to open anywhere.
 
 Sections: summary, task accuracy on the eval set (with the flipped answers), failing checks, answers, |Δ| histograms
-per path, token-cosine heat maps beside the images, token divergence timelines, latency and memory, tolerance profiles,
-path details, provenance (when, where, which commit and library versions; also one line in the header). Plots are
-drawn in ``svg.py``; this module lays out the page.
+per path, token-cosine heat maps beside the images, the per-tensor error table of each derived vision graph (onnx-bf16,
+onnx-qdq), token divergence timelines, latency and memory, tolerance profiles, path details, provenance (when, where,
+which commit and library versions; also one line in the header). Plots are drawn in ``svg.py``; this module lays out
+the page.
 """
 
 from __future__ import annotations
@@ -24,17 +25,22 @@ from vlparity.report.svg import (
 from vlparity.report.views import (
     ACCURACY_COLUMNS,
     FLIP_COLUMNS,
-    SUMMARY_COLUMNS,
+    TENSOR_BLOCK_COLUMNS,
+    WORST_TENSOR_COLUMNS,
+    Cell,
     accuracy_rows,
     answers,
     flipped_answers,
     fmt_bytes,
     fmt_seconds,
+    has_tensor_tables,
     overall,
     provenance_facts,
     provenance_line,
     report_warnings,
     summary_cells,
+    summary_columns,
+    tensor_sections,
     token_gates,
     tolerance_label,
     tolerance_table,
@@ -53,6 +59,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8p
 table { border-collapse: collapse; margin: 6px 0; } td, th { border: 1px solid #d0d7de; padding: 3px 8px; }
 th { background: #f6f8fa; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.failed { color: #cf222e; font-weight: 600; }
 tr.reference td { color: #57606a; }
 .plots { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
 figure { margin: 0; } figcaption { font-size: 12px; color: #57606a; max-width: 260px; overflow-wrap: anywhere; }
@@ -109,6 +116,7 @@ def render_html(report: ParityReport) -> str:
         _answers(report),
         _histograms(report),
         _heatmaps(report),
+        _tensor_tables(report),
         _timelines(report),
         _resources(report),
         _tolerances(report),
@@ -137,19 +145,22 @@ def _num(text: str) -> str:
 
 
 def _summary(report: ParityReport) -> str:
-    columns = "".join(f"<th>{escape(column)}</th>" for column in SUMMARY_COLUMNS.values())
+    columns = "".join(f"<th>{escape(column)}</th>" for column in summary_columns(report).values())
+    tensors = has_tensor_tables(report)
     head = (
         "<tr><th>path</th><th>description</th><th>vision checks (failed)</th><th>token checks (failed)</th>"
-        f"{columns}<th>artefact</th><th>verdict</th></tr>"
+        + ("<th>tensor checks (failed)</th>" if tensors else "")
+        + f"{columns}<th>artefact</th><th>verdict</th></tr>"
     )
     rows = []
     for name, path in report.paths.items():
-        vision, tokens = path.vision_summary(), path.tokens_summary()
+        vision, tokens, table = path.vision_summary(), path.tokens_summary(), path.tensors_summary()
         reference = name == report.reference
         cells = [
             f"<td><b>{escape(name)}</b></td><td>{escape(path.description)}</td>",
             _num(f"{vision['checks']} ({vision['failed']})"),
             _num(f"{tokens['checks']} ({tokens['failed']})"),
+            *([_num(f"{table['checks']} ({table['failed']})" if table else "-")] if tensors else []),
             *(_num(cell) for cell in summary_cells(report, path)),
             _num(fmt_bytes(path.artefact_bytes)),
             "<td>reference</td>" if reference else f"<td>{_verdict_badge(path.passed)}</td>",
@@ -304,6 +315,45 @@ def _heatmaps(report: ParityReport) -> str:
     )
 
 
+def _cell(cell: Cell) -> str:
+    """A figure right-aligned; one under its limit in the failure colour, with a tooltip saying so."""
+    css = " ".join(name for name, on in (("num", cell.numeric), ("failed", cell.failed)) if on)
+    attributes = (f' class="{css}"' if css else "") + (' title="under its limit"' if cell.failed else "")
+    return f"<td{attributes}>{escape(cell.text)}</td>"
+
+
+def _table(columns: tuple[str, ...], rows: list[list[Cell]], css: str) -> str:
+    head = "<tr>" + "".join(f"<th>{escape(column)}</th>" for column in columns) + "</tr>"
+    body = "".join("<tr>" + "".join(_cell(cell) for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{css}">{head}{body}</table>'
+
+
+def _tensor_tables(report: ParityReport) -> str:
+    """Per path with ``tensors`` checks: the lowest SQNR against the fp32 graph per location over every sample, then
+    the worst tensors of the worst sample."""
+    blocks = []
+    for section in tensor_sections(report):
+        worst = (
+            f"<h3>Worst tensors of the worst sample: {escape(section.worst_sample)} "
+            f"{_verdict_badge(section.worst_passed)}</h3>\n"
+            + _table(WORST_TENSOR_COLUMNS, section.worst, "worst-tensors")
+            if section.worst
+            else ""
+        )
+        blocks.append(
+            f'<h2 id="tensors-{escape(section.path)}">Per-tensor error table: {escape(section.path)} '
+            f"{_verdict_badge(section.passed)}</h2>\n"
+            f'<p class="note">{escape(section.facts)}. SQNR = 20·log10(‖fp32‖ / ‖{escape(section.path)} − fp32‖) of '
+            "each tensor of the vision graph against the fp32 graph it was derived from, in dB, higher is better "
+            "(∞: identical, −∞: NaN or a shape mismatch; red: under the limit). Own rounding: the tensor against "
+            "itself before its Q/DQ pair or bf16 cast (-: not rounded).</p>\n"
+            "<h3>Lowest SQNR per location over every sample</h3>\n"
+            + _table(TENSOR_BLOCK_COLUMNS, section.blocks, "tensor-blocks")
+            + worst
+        )
+    return "\n".join(blocks)
+
+
 def _alone(path: PathReport, check: CheckResult) -> PathReport:
     """One check as a path of its own, so a plot's caption shows that check's judged figures and limits."""
     return PathReport(path.name, path.description, [check], tolerance_version=path.tolerance_version)
@@ -394,7 +444,7 @@ def _tolerances(report: ParityReport) -> str:
     )
     return (
         '<h2 id="tolerances">Tolerance profiles</h2>\n<p class="note">Every limit each path was judged by, as '
-        "<code>vlparity/parity/tolerances.toml</code> sets it for this model family (∞: off; docs/tolerances.md "
+        "<code>vlparity/parity/tolerances.toml</code> sets it for this model family (∞, −∞: off; docs/tolerances.md "
         f'explains each key).</p>\n<table class="tolerances">{head}{body}</table>'
     )
 

@@ -9,15 +9,20 @@ from vlparity.report.model import CheckResult, ParityReport
 from vlparity.report.views import (
     ACCURACY_COLUMNS,
     FLIP_COLUMNS,
-    SUMMARY_COLUMNS,
+    TENSOR_BLOCK_COLUMNS,
+    WORST_TENSOR_COLUMNS,
+    Cell,
     accuracy_rows,
     answers,
     flipped_answers,
+    has_tensor_tables,
     overall,
     provenance_facts,
     provenance_line,
     report_warnings,
     summary_cells,
+    summary_columns,
+    tensor_sections,
     tolerance_label,
     tolerance_table,
 )
@@ -44,7 +49,9 @@ def _where(check: CheckResult) -> str:
 
 def render_markdown(report: ParityReport) -> str:
     """Summary table per path (each judged figure next to its limit), the failing checks with their reasons, warnings
-    about the reference, what each path answered, every tolerance profile, and the run's provenance and versions."""
+    about the reference, what each path answered, the per-tensor error table of each derived vision graph, every
+    tolerance profile, and the run's provenance and versions."""
+    columns, tensors = summary_columns(report), has_tensor_tables(report)
     lines = [
         f"## vlparity parity report: {_verdict(overall(report))}",
         "",
@@ -54,16 +61,18 @@ def render_markdown(report: ParityReport) -> str:
         + (f"; {md_text(provenance_line(report))}" if provenance_line(report) else ""),
         "",
         "| path | vision checks (failed) | token checks (failed) | "
-        + " | ".join(md_text(column) for column in SUMMARY_COLUMNS.values())
+        + ("tensor checks (failed) | " if tensors else "")
+        + " | ".join(md_text(column) for column in columns.values())
         + " | verdict |",
-        "| --- " * (len(SUMMARY_COLUMNS) + 4) + "|",
+        "| --- " * (len(columns) + 4 + tensors) + "|",
     ]
     for path in report.candidates:
-        vision, tokens = path.vision_summary(), path.tokens_summary()
+        vision, tokens, table = path.vision_summary(), path.tokens_summary(), path.tensors_summary()
         cells = [
             md_text(path.name),
             f"{vision['checks']} ({vision['failed']})",
             f"{tokens['checks']} ({tokens['failed']})",
+            *([f"{table['checks']} ({table['failed']})" if table else "-"] if tensors else []),
             *(md_text(cell) for cell in summary_cells(report, path)),
             _verdict(path.passed),
         ]
@@ -72,6 +81,7 @@ def render_markdown(report: ParityReport) -> str:
     lines.extend(_failures(report))
     lines.extend(_warnings(report))
     lines.extend(_answers(report))
+    lines.extend(_tensor_tables(report))
     lines.extend(_tolerances(report))
     lines.extend(_provenance(report))
     return "\n".join(lines) + "\n"
@@ -152,11 +162,49 @@ def _answer(text: str | None) -> str:
     return md_text(text) if text else "(empty)"
 
 
+def _cell(cell: Cell) -> str:
+    """A table cell as text, ❌ before a figure under its limit (as failing verdicts are marked)."""
+    return f"❌ {md_text(cell.text)}" if cell.failed else md_text(cell.text)
+
+
+def _rows(columns: tuple[str, ...], rows: list[list[Cell]]) -> list[str]:
+    lines = ["| " + " | ".join(md_text(column) for column in columns) + " |", "| --- " * len(columns) + "|"]
+    return lines + ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
+
+
+def _tensor_tables(report: ParityReport) -> list[str]:
+    """Per path with ``tensors`` checks (onnx-bf16, onnx-qdq): each location's lowest SQNR against the fp32 graph over
+    every sample, and the worst tensors of the worst sample."""
+    lines = []
+    for section in tensor_sections(report):
+        lines += [
+            "",
+            f"### Per-tensor error table: {md_text(section.path)} ({_verdict(section.passed)})",
+            "",
+            f"{md_text(section.facts)}. SQNR = 20·log10(‖fp32‖ / ‖{md_text(section.path)} − fp32‖) per tensor, higher "
+            "is better; ∞: identical, −∞: NaN or a shape mismatch; ❌: under the limit.",
+            "",
+            "Lowest SQNR per location over every sample:",
+            "",
+            *_rows(TENSOR_BLOCK_COLUMNS, section.blocks),
+        ]
+        if section.worst:
+            lines += [
+                "",
+                f"Worst tensors of the worst sample, {md_text(section.worst_sample)} "
+                f"({_verdict(section.worst_passed)}); own rounding: the tensor against itself before its Q/DQ pair "
+                "or bf16 cast (-: not rounded):",
+                "",
+                *_rows(WORST_TENSOR_COLUMNS, section.worst),
+            ]
+    return lines
+
+
 def _tolerances(report: ParityReport) -> list[str]:
     names, rows = tolerance_table(report)
     if not names:
         return []
-    lines = ["", "### Tolerance profiles (∞: off)", "", "| key | " + " | ".join(md_text(n) for n in names) + " |"]
+    lines = ["", "### Tolerance profiles (∞, −∞: off)", "", "| key | " + " | ".join(md_text(n) for n in names) + " |"]
     lines.append("| --- " * (len(names) + 1) + "|")
     lines += ["| " + " | ".join(md_text(cell) for cell in [key, *cells]) + " |" for key, cells in rows]
     return lines

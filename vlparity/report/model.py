@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,18 +11,20 @@ from typing import Any
 from vlparity.parity.tolerances import Tolerance, load_tolerances
 from vlparity.provenance import Provenance
 
-SCHEMA_VERSION = 4  # v2: per-check ``series`` (plot data) and per-path ``memory``; v3: ``limits``, ``warnings``;
-# v4: ``accuracy`` checks (task accuracy on an eval set) and each path's ``accuracy`` summary
+SCHEMA_VERSION = 5  # v2: per-check ``series`` (plot data) and per-path ``memory``; v3: ``limits``, ``warnings``;
+# v4: ``accuracy`` checks (task accuracy on an eval set) and each path's ``accuracy`` summary; v5: ``tensors`` checks
+# (the per-tensor error table of onnx-bf16 / onnx-qdq) and each path's ``tensors`` summary
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One judged comparison: ``vision`` (one image of one sample), ``tokens`` (one sample) or ``accuracy`` (a whole
-    eval set: ``sample_id`` is its spec).
+    """One judged comparison: ``vision`` (one image of one sample), ``tokens`` (one sample), ``tensors`` (the
+    per-tensor error table of one sample's vision graph against the fp32 graph it was derived from) or ``accuracy`` (a
+    whole eval set: ``sample_id`` is its spec).
 
     ``metrics`` are what the verdict looked at; ``series`` are per-token / per-step vectors for the plots (vision:
-    ``token_cosine``, ``grid``, ``image``, ``abs_err_histogram``; tokens: ``kl_per_step``, ``*_pieces``; accuracy:
-    ``flips``, the questions whose correctness changed).
+    ``token_cosine``, ``grid``, ``image``, ``abs_err_histogram``; tokens: ``kl_per_step``, ``*_pieces``; tensors:
+    ``worst_tensors``, ``worst_weights``, ``blocks``; accuracy: ``flips``, the questions whose correctness changed).
     """
 
     path: str
@@ -90,6 +93,94 @@ class PathReport:
         check = checks[-1]
         summary = {key: check.metrics.get(key) for key in ACCURACY_FIGURES}
         return {**summary, "flips": len(check.series.get("flips", [])), "passed": check.passed}
+
+    def tensors_summary(self) -> dict[str, Any] | None:
+        """The per-tensor error tables of the path's samples in short (None when no ``tensors`` check ran): the worst
+        tensor and weight over all samples, and per location (patch_embed, block N, …, merger, tower) the minimum SQNR
+        over the samples. NaN counts as the worst value, below −inf."""
+        checks = self._of("tensors")
+        if not checks:
+            return None
+        worst = worst_tensor_check(checks)
+        tensor = _first(worst.series.get("worst_tensors")) or {
+            "name": worst.metrics.get("worst_tensor"),
+            "location": worst.metrics.get("worst_location"),
+            "sqnr_db": worst.metrics.get("min_sqnr_db"),
+        }
+        weighed = min(checks, key=lambda check: (_sqnr_key(check.metrics.get("min_weight_sqnr_db")), check.sample_id))
+        weight = _first(weighed.series.get("worst_weights")) or {
+            "name": weighed.metrics.get("worst_weight"),
+            "sqnr_db": weighed.metrics.get("min_weight_sqnr_db"),
+        }
+        return {
+            "checks": len(checks),
+            "failed": sum(not check.passed for check in checks),
+            "tensors_compared": max(check.metrics.get("tensors_compared") or 0 for check in checks),
+            "weights_compared": max(check.metrics.get("weights_compared") or 0 for check in checks),
+            "min_sqnr_db": worst.metrics.get("min_sqnr_db"),
+            "worst_tensor": _named(tensor, TENSOR_FIELDS, worst.sample_id),
+            "min_weight_sqnr_db": weighed.metrics.get("min_weight_sqnr_db"),
+            "worst_weight": _named(weight, WEIGHT_FIELDS, weighed.sample_id),
+            "blocks": tensor_blocks(checks),
+        }
+
+
+TENSOR_FIELDS = ("name", "location", "scope", "sqnr_db", "rounding_sqnr_db", "cosine", "max_abs_err")
+WEIGHT_FIELDS = ("name", "location", "sqnr_db", "max_abs_err")
+
+
+def _first(rows: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    return rows[0] if rows else None
+
+
+def _named(row: dict[str, Any], keys: tuple[str, ...], sample: str) -> dict[str, Any] | None:
+    """``keys`` of a table row and the sample it comes from; None when the row names nothing (nothing compared)."""
+    return None if row.get("name") is None else {**{key: row.get(key) for key in keys}, "sample": sample}
+
+
+def _sqnr_key(value: float | None) -> float:
+    """Sort key of an SQNR, lowest (worst) first: NaN before −inf, a missing value (nothing compared) last."""
+    if value is None:
+        return math.inf
+    return -math.inf if math.isnan(value) else value
+
+
+def worst_tensor_check(checks: list[CheckResult]) -> CheckResult:
+    """The sample whose table holds the lowest tensor SQNR (NaN lowest); on a tie a failing check, then the first
+    sample id (the same answer whatever order the checks were recorded or merged in)."""
+    return min(checks, key=lambda check: (_sqnr_key(check.metrics.get("min_sqnr_db")), check.passed, check.sample_id))
+
+
+def tower_order(location: str) -> tuple[int, int]:
+    """Sort key of a location as ``vlparity.parity.tensor_table`` orders its blocks: patch_embed, block 0, 1, …,
+    merger, then anything else (tower)."""
+    match = re.fullmatch(r"block (\d+)", location)
+    if match:
+        return 1, int(match.group(1))
+    return {"patch_embed": (0, 0), "merger": (2, 0)}.get(location, (3, 0))
+
+
+def tensor_blocks(checks: list[CheckResult]) -> list[dict[str, Any]]:
+    """Per location in tower order, the minimum over the checks' ``series.blocks`` of the tensor SQNR (with that
+    tensor and its sample; on a tie the first sample id) and of the weight SQNR (with that weight)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for check in sorted(checks, key=lambda check: check.sample_id):
+        for row in check.series.get("blocks", []):
+            where = row["location"]
+            seen = merged.setdefault(
+                where,
+                {
+                    "location": where, "tensors": 0, "min_sqnr_db": None, "worst_tensor": None, "sample": None,
+                    "min_weight_sqnr_db": None, "worst_weight": None,
+                },
+            )  # fmt: skip
+            seen["tensors"] = max(seen["tensors"], row.get("tensors") or 0)
+            if seen["sample"] is None or _sqnr_key(row.get("min_sqnr_db")) < _sqnr_key(seen["min_sqnr_db"]):
+                seen |= {"min_sqnr_db": row.get("min_sqnr_db"), "worst_tensor": row.get("worst_tensor")}
+                seen["sample"] = check.sample_id
+            if _sqnr_key(row.get("min_weight_sqnr_db")) < _sqnr_key(seen["min_weight_sqnr_db"]):
+                seen |= {"min_weight_sqnr_db": row["min_weight_sqnr_db"], "worst_weight": row.get("worst_weight")}
+    return [merged[where] for where in sorted(merged, key=tower_order)]
 
 
 ACCURACY_FIGURES = (

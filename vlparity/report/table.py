@@ -9,6 +9,7 @@ from vlparity.report.views import (
     answers,
     flipped_answers,
     report_warnings,
+    tensor_gates,
     token_gates,
     tolerance_label,
     vision_gates,
@@ -16,8 +17,9 @@ from vlparity.report.views import (
 
 
 def render_table(report: ParityReport) -> str:
-    """Each row's ``judged/limit`` column shows the worst figure the verdict judged next to the profile's limit. The
-    verdict comes before it: that column is long (a token row names every gate), the verdict must not scroll away."""
+    """Each row's ``judged/limit`` column shows the worst figure the verdict judged next to the profile's limit (a
+    ``tensors`` row: the lowest tensor and weight SQNR against the fp32 graph, and where). The verdict comes before it:
+    that column is long (a token row names every gate), the verdict must not scroll away."""
     header = ("path", "check", "n", "failed", "verdict", "worst judged/limit")
     rows = []
     for path in report.candidates:
@@ -25,6 +27,10 @@ def render_table(report: ParityReport) -> str:
         if vision["checks"]:
             worst = "  ".join(str(gate) for gate in vision_gates(report, path))
             rows.append((path.name, "vision", vision["checks"], vision["failed"], worst, vision["failed"] == 0))
+        tensors = path.tensors_summary()
+        if tensors is not None:
+            worst = "  ".join(str(gate) for gate in tensor_gates(report, path))
+            rows.append((path.name, "tensors", tensors["checks"], tensors["failed"], worst, tensors["failed"] == 0))
         if tokens["checks"]:
             worst = "  ".join(str(gate) for gate in token_gates(report, path))
             rows.append((path.name, "tokens", tokens["checks"], tokens["failed"], worst, tokens["failed"] == 0))

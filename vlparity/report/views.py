@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from vlparity.parity.tolerances import Tolerance
-from vlparity.report.model import ParityReport, PathReport
+from vlparity.report.model import ParityReport, PathReport, worst_tensor_check
 from vlparity.runtime.vitisai import describe_cpu_ops
 
 
@@ -67,10 +67,23 @@ def tolerance_limits(report: ParityReport, name: str) -> dict[str, Any] | None:
 
 
 def fmt_limit(value: object) -> str:
-    """A limit exactly as the file sets it (0.99999 must not read 1), ``∞`` where it is off."""
+    """A limit exactly as the file sets it (0.99999 must not read 1), ``∞`` where a maximum is off, ``−∞`` where a
+    minimum is (``tensor_min_sqnr_db`` of a path without a per-tensor table)."""
     if isinstance(value, float):
-        return "∞" if math.isinf(value) else f"{value:.10g}"
+        return ("∞" if value > 0 else "−∞") if math.isinf(value) else f"{value:.10g}"
     return str(value)
+
+
+def fmt_db(value: float | None) -> str:
+    """An SQNR in dB to 0.1 dB: ``∞`` for an identical tensor, ``−∞`` for a NaN or a shape mismatch, ``-`` where
+    nothing was measured (e.g. the own rounding of a tensor the derived graph does not round)."""
+    if value is None:
+        return "-"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.1f}"
 
 
 TOLERANCE_KEYS = ("version", *(f.name for f in fields(Tolerance) if f.name != "version"))
@@ -200,20 +213,61 @@ def token_gates(report: ParityReport, path: PathReport) -> list[Gate]:
     return gates
 
 
+def _db_limit(value: float | None) -> str | None:
+    return None if value is None else f"{fmt_limit(value)} dB"
+
+
+def tensor_gates(report: ParityReport, path: PathReport) -> list[Gate]:
+    """The lowest SQNR of any tensor and of any weight of the path's derived vision graph against the fp32 graph (over
+    every sample), each with its limit and where it is: ``min tensor SQNR 15.2 dB/0 dB (block 1: val_402)``. [] when
+    the path ran no ``tensors`` check."""
+    summary, tolerance = path.tensors_summary(), report.tolerance_of(path.name)
+    if summary is None:
+        return []
+    tensor, weight = summary["worst_tensor"], summary["worst_weight"]
+    return [
+        Gate(
+            "min tensor SQNR",
+            f"{fmt_db(summary['min_sqnr_db'])} dB",
+            _db_limit(tolerance.tensor_min_sqnr_db if tolerance else None),
+            f"{tensor['location']}: {tensor['name']}" if tensor else "",
+        ),
+        Gate(
+            "min weight SQNR",
+            f"{fmt_db(summary['min_weight_sqnr_db'])} dB",
+            _db_limit(tolerance.weight_min_sqnr_db if tolerance else None),
+            f"{weight['location']}: {weight['name']}" if weight else "",
+        ),
+    ]
+
+
 SUMMARY_COLUMNS = {  # gate label → column header of the Markdown and HTML summaries
     "max|Δ|": "max |Δ|/atol", "min cos": "min cosine/limit", "rel L2": "rel L2/limit", "exact": "exact",
     "1st div": "1st divergence", "KL": "KL/limit", "top1": "same top-1/limit",
     "kernel |Δlogit|": "kernel |Δlogit|/limit", "weight rel L2": "weight rel L2/limit",
 }  # fmt: skip
+TENSOR_SUMMARY_COLUMNS = {"min tensor SQNR": "min tensor SQNR/limit", "min weight SQNR": "min weight SQNR/limit"}
+
+
+def has_tensor_tables(report: ParityReport) -> bool:
+    """Whether any candidate ran a ``tensors`` check: only then do the summaries get its columns."""
+    return any(path.tensors_summary() is not None for path in report.candidates)
+
+
+def summary_columns(report: ParityReport) -> dict[str, str]:
+    """``SUMMARY_COLUMNS``, then the per-tensor table's two gates when some path has one (a report without any keeps
+    its columns as they were)."""
+    return {**SUMMARY_COLUMNS, **(TENSOR_SUMMARY_COLUMNS if has_tensor_tables(report) else {})}
 
 
 def summary_cells(report: ParityReport, path: PathReport) -> list[str]:
-    """The cells under ``SUMMARY_COLUMNS`` (Markdown and HTML summaries): each judged figure with its limit, ``-``
-    where the path ran no such check or its profile has no such limit."""
+    """The cells under ``summary_columns(report)`` (Markdown and HTML summaries): each judged figure with its limit,
+    ``-`` where the path ran no such check or its profile has no such limit."""
     gates = vision_gates(report, path) if path.vision_summary()["checks"] else []
     gates += token_gates(report, path) if path.tokens_summary()["checks"] else []
+    gates += tensor_gates(report, path)
     cells = {gate.label: gate.cell for gate in gates}
-    return [cells.get(label, "-") for label in SUMMARY_COLUMNS]
+    return [cells.get(label, "-") for label in summary_columns(report)]
 
 
 REPEAT_RUN = 4  # a reference answer that repeats one token this many times in a row, over half its length, is a loop
@@ -392,3 +446,93 @@ def flipped_answers(report: ParityReport) -> list[list[str]]:
                          flip["candidate"]]
                     )  # fmt: skip
     return rows
+
+
+# --- per-tensor error table of a derived vision graph (onnx-bf16, onnx-qdq: ``tensors`` checks) -----------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: its text, whether it is a figure (right-aligned), and whether it fails its limit."""
+
+    text: str
+    numeric: bool = False
+    failed: bool = False
+
+
+TENSOR_BLOCK_COLUMNS = (
+    "location", "tensors", "min SQNR (dB)", "worst tensor", "sample", "min weight SQNR (dB)", "worst weight",
+)  # fmt: skip
+WORST_TENSOR_COLUMNS = (
+    "tensor", "location", "scope", "SQNR vs fp32 (dB)", "own rounding SQNR (dB)", "cosine", "max |Δ|",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TensorSection:
+    """What the Markdown and HTML reports show of one path's per-tensor error tables: the facts line, the per-location
+    minimum over every sample (``TENSOR_BLOCK_COLUMNS``), and the worst tensors of the worst sample
+    (``WORST_TENSOR_COLUMNS``). Cells under a limit are marked failed."""
+
+    path: str
+    passed: bool
+    facts: str
+    blocks: list[list[Cell]]
+    worst_sample: str
+    worst_passed: bool
+    worst: list[list[Cell]]
+
+
+def _below(value: float | None, limit: float | None) -> bool:
+    """``value`` fails a minimum ``limit`` as the verdict judges it (NaN fails); unknown limit or value: not marked."""
+    return limit is not None and value is not None and not value >= limit
+
+
+def tensor_sections(report: ParityReport) -> list[TensorSection]:
+    """One section per candidate path that ran ``tensors`` checks, in path order ([] when none did)."""
+    sections = []
+    for path in report.candidates:
+        summary = path.tensors_summary()
+        if summary is None:
+            continue
+        tolerance = report.tolerance_of(path.name)
+        tensor_limit = tolerance.tensor_min_sqnr_db if tolerance else None
+        weight_limit = tolerance.weight_min_sqnr_db if tolerance else None
+        limits = (
+            "limits unknown (judged under another tolerance version)"
+            if tolerance is None
+            else f"limits: tensor_min_sqnr_db {fmt_limit(tensor_limit)} dB, weight_min_sqnr_db "
+            f"{fmt_limit(weight_limit)} dB"
+        )
+        facts = (
+            f"{summary['checks']} sample(s), {summary['failed']} failed; {summary['tensors_compared']} tensors and "
+            f"{summary['weights_compared']} changed weights compared with the fp32 graph; {limits}"
+        )
+        blocks = [
+            [
+                Cell(row["location"]),
+                Cell(fmt(row["tensors"]), numeric=True),
+                Cell(fmt_db(row["min_sqnr_db"]), True, _below(row["min_sqnr_db"], tensor_limit)),
+                Cell(row["worst_tensor"] or "-"),
+                Cell(row["sample"]),
+                Cell(fmt_db(row["min_weight_sqnr_db"]), True, _below(row["min_weight_sqnr_db"], weight_limit)),
+                Cell(row["worst_weight"] or "-"),
+            ]
+            for row in summary["blocks"]
+        ]
+        worst = worst_tensor_check([check for check in path.checks if check.check == "tensors"])
+        rows = [
+            [
+                Cell(row["name"]),
+                Cell(row["location"]),
+                Cell(row.get("scope") or "-"),
+                Cell(fmt_db(row["sqnr_db"]), True, _below(row["sqnr_db"], tensor_limit)),
+                Cell(fmt_db(row.get("rounding_sqnr_db")), numeric=True),
+                Cell(fmt_cosine(row.get("cosine")), numeric=True),
+                Cell(fmt(row.get("max_abs_err")), numeric=True),
+            ]
+            for row in worst.series.get("worst_tensors", [])
+        ]
+        passed = summary["failed"] == 0
+        sections.append(TensorSection(path.name, passed, facts, blocks, worst.sample_id, worst.passed, rows))
+    return sections
