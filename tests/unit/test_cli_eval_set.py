@@ -12,6 +12,7 @@ import pytest
 from vlparity.cli import EXIT_PARITY_FAILURE, EXIT_PASS, EXIT_USAGE, main
 from vlparity.eval_sets import EvalSet
 from vlparity.inputs import fixture_images
+from vlparity.report.model import SCHEMA_VERSION
 from vlparity.session import DEFAULT_CACHE_DIR, ParitySession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def test_a_clean_path_passes_and_every_rendering_shows_the_accuracy(
     assert row.split()[2:5] == ["3", "0", "PASS"] and "drop 0/0" in row and "95 % CI [" in row
     assert f"eval set {eval_file}: original " in out and "0 flipped answer(s)" in out
     document = json.loads(reports["json"].read_text())
-    assert document["schema_version"] == 4
+    assert document["schema_version"] == SCHEMA_VERSION
     assert document["paths"]["split"]["accuracy"]["n"] == 3 and document["paths"]["split"]["accuracy"]["drop"] == 0
     assert document["paths"]["original"]["accuracy"]["n"] == 3
     assert document["paths"]["split"]["limits"]["max_accuracy_drop"] == 0.0
