@@ -48,9 +48,10 @@ def test_build_split(benchmark, cold_context: PathContext, perf_size: str) -> No
     assert (_build_once(benchmark, perf_size, "split", build) / "manifest.json").is_file()
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8", "bf16", "qdq"])
 def test_build_onnx(benchmark, cold_context: PathContext, perf_size: str, precision: str) -> None:
-    """fp32 is the torch.onnx export; fp16 and int8 are conversions of that (already built) fp32 model."""
+    """fp32 is the torch.onnx export; fp16, int8, bf16 and qdq (static, calibrated on images; the default a8w8) are
+    derived from that (already built) fp32 model."""
     if precision != "fp32":
         build_onnx_vision(cold_context, ExportSettings("fp32"))
     directory = _build_once(
