@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from vlparity.parity.accuracy import paired_delta
+from vlparity.parity.tensor_table import build_table, tensor_error, weight_error
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance, load_tolerances, tolerance_for
-from vlparity.parity.verdict import Verdict, judge_accuracy, judge_tokens, judge_vision
+from vlparity.parity.verdict import Verdict, judge_accuracy, judge_tensor_table, judge_tokens, judge_vision
 from vlparity.parity.weights import LinearError, judge_weights
 
 EXACT = tolerance_for("split")
@@ -120,6 +121,21 @@ def _accuracy(tolerance: Tolerance) -> Verdict:
     return judge_accuracy(paired_delta([True] * n, [True] * (n - lost) + [False] * lost), tolerance)
 
 
+def _tensor_table(tolerance: Tolerance, tensor_sqnr: float = 200.0, weight_sqnr: float = 200.0) -> Verdict:
+    """The per-tensor error table (``judge_tensor_table``, onnx-bf16 / onnx-qdq) with one tensor and one weight at the
+    given SQNR against the fp32 graph."""
+    reference = np.linspace(1.0, 2.0, 16)
+    noise = np.resize([1.0, -1.0], 16) * np.linalg.norm(reference) / 4
+
+    def noisy(sqnr: float) -> np.ndarray:
+        return reference + 10 ** (-sqnr / 20) * noise
+
+    tensor = tensor_error("t", "vision.blocks.0", "block 0", 0, reference, noisy(tensor_sqnr), None)
+    return judge_tensor_table(
+        build_table([tensor], [weight_error("w", "block 0", reference, noisy(weight_sqnr))]), tolerance
+    )
+
+
 BREAKERS: dict[str, Callable[[Tolerance], Verdict | None]] = {
     "vision_atol": lambda t: None if math.isinf(t.vision_atol) else _break_atol(t),
     "vision_min_cosine": lambda t: _vision(t, min_token_cosine=_below(t.vision_min_cosine)),
@@ -137,6 +153,12 @@ BREAKERS: dict[str, Callable[[Tolerance], Verdict | None]] = {
     ),
     "weight_max_rel_l2": lambda t: None if math.isinf(t.weight_max_rel_l2) else _weights(t),
     "max_accuracy_drop": lambda t: None if t.max_accuracy_drop >= 1 else _accuracy(t),
+    "tensor_min_sqnr_db": lambda t: (
+        None if math.isinf(t.tensor_min_sqnr_db) else _tensor_table(t, tensor_sqnr=t.tensor_min_sqnr_db - 1)
+    ),
+    "weight_min_sqnr_db": lambda t: (
+        None if math.isinf(t.weight_min_sqnr_db) else _tensor_table(t, weight_sqnr=t.weight_min_sqnr_db - 1)
+    ),
 }  # None: the profile disables that limit, e.g. atol = inf on fp16/int8
 
 BEHAVIOURS = {  # keys that are not limits → the test that pins what they do
@@ -182,6 +204,7 @@ def test_the_clean_metrics_pass_every_profile() -> None:
         for tolerance in load_tolerances(model_type=family).values():
             assert _vision(tolerance).passed and _tokens(tolerance, kernel=0.0).passed
             assert judge_accuracy(paired_delta([True, False] * 50, [True, False] * 50), tolerance).passed
+            assert _tensor_table(tolerance).passed
 
 
 @pytest.mark.parametrize(("path", "scale"), [("onnx-fp16", 1.2), ("onnx-int8", 2.0)])
