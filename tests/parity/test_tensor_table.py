@@ -44,3 +44,15 @@ def test_a_fixed_shape_graph_is_tabled_over_every_image_it_runs(parity_session: 
     assert len(session.runner("onnx-qdq").graph_feeds(sample)) == 2
     result = session.check_tensors("onnx-qdq", sample)
     assert result.passed, "\n".join(result.reasons)
+
+
+def test_a_fixed_shape_opset_17_graph_keeps_its_tensors_placed_in_blocks(parity_session: ParitySession) -> None:
+    """The 18→17 version converter drops node metadata; the export restores the module scopes the table places by."""
+    session = ParitySession(
+        dataclasses.replace(parity_session.settings, paths=("original", "onnx-qdq"), static_shape=StaticShape(224, 224))
+    )
+    table = session.tensor_table("onnx-qdq", Sample((IMAGES[0],), FIRST_PROMPT))
+    depth = session.context.source.config["vision_config"]["depth"]
+    assert {f"block {i}" for i in range(depth)} <= {block.location for block in table.blocks()}
+    unscoped = {row.name for row in table.tensors if row.location.startswith("block") and row.scope == row.name}
+    assert unscoped <= {f"block_{i}" for i in range(depth)}  # only the block outputs (graph outputs) lack a module

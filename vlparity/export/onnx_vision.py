@@ -188,8 +188,11 @@ def export_fp32(
         # converter rewrites the graph (e.g. Reduce* axes back to attributes). check_fixed_shape verifies the result.
         from onnxscript.version_converter import convert_version
 
+        stamped = {node.name: dict(node.metadata_props) for node in program.model.graph.all_nodes()}
         convert_version(program.model, opset, fallback=True)
         _drop_opset18_reduce_attribute(program.model)
+        for node in program.model.graph.all_nodes():  # the C converter drops the module scopes the exporter stamped
+            node.metadata_props.update(stamped.get(node.name, {}))
     program.save(str(out_path), external_data=weight_bytes > EXTERNAL_DATA_BYTES)
     log.info("exported in %.0f s", time.perf_counter() - started)
 
