@@ -109,6 +109,28 @@ def _describe_layers(
     return f"first diverging decoder layer: {state - 1} ({size} in its hidden states)"
 
 
+def tensors_result(path: str, sample_id: str, table: TensorTable, tolerance: Tolerance) -> CheckResult:
+    """A ``tensors`` check: ``table`` judged by ``tolerance``, with its worst rows and per-block summary."""
+    verdict = judge_tensor_table(table, tolerance)
+    worst_tensor = table.tensors[0] if table.tensors else None
+    worst_weight = table.weights[0] if table.weights else None
+    metrics = {
+        "tensors_compared": len(table.tensors),
+        "weights_compared": len(table.weights),
+        "min_sqnr_db": worst_tensor.sqnr_db if worst_tensor else math.inf,
+        "worst_tensor": worst_tensor.name if worst_tensor else None,
+        "worst_location": worst_tensor.location if worst_tensor else None,
+        "min_weight_sqnr_db": worst_weight.sqnr_db if worst_weight else math.inf,
+        "worst_weight": worst_weight.name if worst_weight else None,
+    }
+    series = {
+        "worst_tensors": [asdict(row) for row in table.tensors[:WORST_TENSORS_SHOWN]],
+        "worst_weights": [asdict(row) for row in table.weights[:WORST_TENSORS_SHOWN]],
+        "blocks": [asdict(row) for row in table.blocks()],
+    }
+    return CheckResult(path, "tensors", sample_id, None, verdict.passed, verdict.reasons, metrics, series)
+
+
 @dataclass(frozen=True)
 class RunSettings:
     model: str | None = None
@@ -330,25 +352,7 @@ class ParitySession:
     def check_tensors(self, name: str, sample: Sample) -> CheckResult:
         """Path ``name``'s per-tensor error table on ``sample``, judged by ``tensor_min_sqnr_db`` and
         ``weight_min_sqnr_db``; the worst rows and the per-block summary go to the report."""
-        table = self.tensor_table(name, sample)
-        verdict = judge_tensor_table(table, self.tolerance(name))
-        worst_tensor = table.tensors[0] if table.tensors else None
-        worst_weight = table.weights[0] if table.weights else None
-        metrics = {
-            "tensors_compared": len(table.tensors),
-            "weights_compared": len(table.weights),
-            "min_sqnr_db": worst_tensor.sqnr_db if worst_tensor else math.inf,
-            "worst_tensor": worst_tensor.name if worst_tensor else None,
-            "worst_location": worst_tensor.location if worst_tensor else None,
-            "min_weight_sqnr_db": worst_weight.sqnr_db if worst_weight else math.inf,
-            "worst_weight": worst_weight.name if worst_weight else None,
-        }
-        series = {
-            "worst_tensors": [asdict(row) for row in table.tensors[:WORST_TENSORS_SHOWN]],
-            "worst_weights": [asdict(row) for row in table.weights[:WORST_TENSORS_SHOWN]],
-            "blocks": [asdict(row) for row in table.blocks()],
-        }
-        result = CheckResult(name, "tensors", sample.sample_id, None, verdict.passed, verdict.reasons, metrics, series)
+        result = tensors_result(name, sample.sample_id, self.tensor_table(name, sample), self.tolerance(name))
         return self._record([result])[0]
 
     def check_tokens(self, name: str, sample: Sample) -> CheckResult:

@@ -11,9 +11,9 @@ from vlparity.inputs import fixture_images
 from vlparity.parity.series import LOG10_EDGES
 from vlparity.parity.tensor_table import TensorError, WeightError, build_table
 from vlparity.parity.tolerances import tolerance_for
-from vlparity.parity.verdict import judge_tensor_table
 from vlparity.provenance import Provenance
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
+from vlparity.session import tensors_result
 
 HOSTILE = "<script>alert('x')</script> | *bold* `code`"
 SAMPLE = "square_224|what-is-in-the-image"
@@ -215,24 +215,7 @@ _BROKEN_WEIGHT = ("vision.blocks.1.mlp.down_proj.weight", "block 1", -9.5, 0.25)
 def _tensors(path: str, sample: str, rows: list[tuple], weights: list[tuple]) -> CheckResult:
     """A ``tensors`` check as ``ParitySession.check_tensors`` records it, judged by the path's real profile."""
     table = build_table([TensorError(*row) for row in rows], [WeightError(*row) for row in weights])
-    verdict = judge_tensor_table(table, tolerance_for(path))
-    tensor = table.tensors[0] if table.tensors else None
-    weight = table.weights[0] if table.weights else None
-    metrics = {
-        "tensors_compared": len(table.tensors),
-        "weights_compared": len(table.weights),
-        "min_sqnr_db": tensor.sqnr_db if tensor else math.inf,
-        "worst_tensor": tensor.name if tensor else None,
-        "worst_location": tensor.location if tensor else None,
-        "min_weight_sqnr_db": weight.sqnr_db if weight else math.inf,
-        "worst_weight": weight.name if weight else None,
-    }
-    series = {
-        "worst_tensors": [asdict(row) for row in table.tensors[:10]],
-        "worst_weights": [asdict(row) for row in table.weights[:10]],
-        "blocks": [asdict(row) for row in table.blocks()],
-    }
-    return CheckResult(path, "tensors", sample, None, verdict.passed, verdict.reasons, metrics, series)
+    return tensors_result(path, sample, table, tolerance_for(path))
 
 
 def with_tensors(report: ParityReport, broken: bool = False) -> ParityReport:
