@@ -216,8 +216,7 @@ def suggest_exclusions_for(report: ParityReport, session: ParitySession, samples
     gate, when that gate failed; the run's verdict is left as it is."""
     from vlparity.exclusion_search import PATH, suggest_exclusions
 
-    failed = [c for c in report.paths[PATH].checks if c.check in ("vision", "tensors") and not c.passed]
-    if not failed:
+    if all(c.passed for c in report.paths[PATH].checks if c.check in ("vision", "tensors")):
         result(f"{PATH}: its vision gate and per-tensor table pass: no node needs to be kept out of quantization")
         return
     with progress.stage("searching onnx-qdq nodes to keep in float (--suggest-exclusions)"):
@@ -286,7 +285,7 @@ def command_export_onnx(args: argparse.Namespace) -> int:
     for precision in args.precision or ["fp32"]:
         settings = ExportSettings(
             precision, static_shape=args.static_shape, qdq_config=args.qdq_config,
-            qdq_exclude=session.settings.qdq_exclude if precision == "qdq" else (),
+            qdq_exclude=session.settings.qdq_exclude,
         )  # fmt: skip
         directory = build_onnx_vision(session.context, settings)
         result(f"{precision}: {directory / 'vision.onnx'}")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlparity.export.qdq import is_dequantize, is_quantize
 from vlparity.inputs import Sample
 from vlparity.parity.tensor_table import build_table, noise_growth
 from vlparity.paths.onnx import OnnxQdqPath
@@ -71,11 +72,11 @@ def _quantized_nodes(qdq_model: Path) -> list[str]:
     import onnx
 
     graph = onnx.load(str(qdq_model), load_external_data=False).graph
-    dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    dequantized = {out for node in graph.node if is_dequantize(node) for out in node.output}
     return [
         node.name
         for node in graph.node
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") and dequantized.intersection(node.input)
+        if not (is_quantize(node) or is_dequantize(node)) and dequantized.intersection(node.input)
     ]
 
 
@@ -86,10 +87,8 @@ def rank_nodes(session: ParitySession, samples: list[Sample]) -> list[str]:
 
     runner = session.runner(PATH)
     tolerance = session.tolerance(PATH)
-    table = build_table(
-        (row for sample in samples for row in session.tensor_table(PATH, sample).tensors),
-        session.tensor_table(PATH, samples[0]).weights,
-    )
+    tables = [session.tensor_table(PATH, sample) for sample in samples]
+    table = build_table((row for per_sample in tables for row in per_sample.tensors), tables[0].weights)
     graph = onnx.load(str(runner.float_twin()), load_external_data=False).graph
     nodes = [(node.name, node.input, node.output) for node in graph.node]
     growth = noise_growth(nodes, table)

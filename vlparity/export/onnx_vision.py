@@ -48,8 +48,9 @@ class ExportSettings:
     qdq_config: QdqConfig = DEFAULT_QDQ_CONFIG  # precision "qdq" only: --qdq-config
     qdq_exclude: tuple[str, ...] = ()  # precision "qdq" only: --qdq-exclude, nodes kept in float (sorted, unique)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "qdq_exclude", normalise_node_names(self.qdq_exclude))
+    def __post_init__(self) -> None:  # exclusions mean nothing to another precision: its fp32 source shares the cache
+        excluded = normalise_node_names(self.qdq_exclude) if self.precision == "qdq" else ()
+        object.__setattr__(self, "qdq_exclude", excluded)
 
     @property
     def opset(self) -> int:

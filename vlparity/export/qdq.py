@@ -242,11 +242,11 @@ def _quantize_with_ort(
     save_onnx(model, out_path)
 
 
-def _is_quantize(node: Any) -> bool:  # QuantizeLinear and Quark's Extended…/Vitis… variants
+def is_quantize(node: Any) -> bool:  # QuantizeLinear and Quark's Extended…/Vitis… variants
     return node.op_type.endswith("QuantizeLinear")
 
 
-def _is_dequantize(node: Any) -> bool:
+def is_dequantize(node: Any) -> bool:
     return node.op_type.endswith("DequantizeLinear")
 
 
@@ -270,9 +270,9 @@ def float_inputs_for(model: Any, fp32_path: Path, names: Sequence[str]) -> None:
     initializers = {tensor.name for tensor in graph.initializer}
 
     def float_source(tensor: str) -> str | None:
-        while tensor in producers and _is_dequantize(producers[tensor]):
+        while tensor in producers and is_dequantize(producers[tensor]):
             quantized = producers[tensor].input[0]
-            if quantized not in producers or not _is_quantize(producers[quantized]):
+            if quantized not in producers or not is_quantize(producers[quantized]):
                 return None  # an integer initializer: the float value is only in the fp32 graph
             tensor = producers[quantized].input[0]
         return tensor
@@ -283,7 +283,7 @@ def float_inputs_for(model: Any, fp32_path: Path, names: Sequence[str]) -> None:
             log.warning("--qdq-exclude %s: no such node in the quantized graph; nothing to keep in float", name)
             continue
         for index, tensor in enumerate(node.input):
-            if tensor not in producers or not _is_dequantize(producers[tensor]):
+            if tensor not in producers or not is_dequantize(producers[tensor]):
                 continue
             source = float_source(tensor)
             if source is None:
@@ -311,7 +311,7 @@ def _remove_unused_qdq(graph: Any) -> None:
     freed: set[str] = set()
     while True:
         consumed = {tensor for node in graph.node for tensor in node.input} | kept
-        unused = [node for node in graph.node if (_is_quantize(node) or _is_dequantize(node))
+        unused = [node for node in graph.node if (is_quantize(node) or is_dequantize(node))
                   and not set(node.output) & consumed]  # fmt: skip
         if not unused:
             break

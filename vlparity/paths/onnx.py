@@ -167,7 +167,7 @@ class OnnxPath(SplitPath):
         if self.onnx_dir is None:
             settings = ExportSettings(
                 self.precision, static_shape=self.context.static_shape, qdq_config=self.context.qdq_config,
-                qdq_exclude=self.context.qdq_exclude if self.precision == "qdq" else (),
+                qdq_exclude=self.context.qdq_exclude,
             )  # fmt: skip
             with self.timer.stage("export"):
                 self.onnx_dir = build_onnx_vision(self.context, settings)
@@ -199,7 +199,6 @@ class OnnxPath(SplitPath):
 
     def graph_feeds(self, sample: Sample) -> list[dict[str, np.ndarray]]:
         """The feeds of every run of the vision graph for ``sample`` (for the per-tensor error table)."""
-        self.prepare()
         inputs = self.preprocess(sample)
         return self._feeds_per_run(inputs["pixel_values"], inputs["image_grid_thw"])
 
