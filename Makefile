@@ -6,6 +6,13 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+# Which torch build: cuda where an NVIDIA driver answers, else cpu (no CUDA libraries: about 3 GB less); override with
+# `make venv TORCH_BUILD=cpu|cuda`. The CPU build (torch and torchvision only; their dependencies come with the rest)
+# comes from PyTorch's own index; where that cannot be reached (an offline mirror, as on vlparity's CI machine) the
+# default build from the package index follows, and the set-up prints which build it got.
+TORCH_BUILD ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+$(if $(filter-out cpu cuda,$(TORCH_BUILD)),$(error TORCH_BUILD=$(TORCH_BUILD): expected cpu or cuda))
 
 .PHONY: demo test lint venv fixtures
 
@@ -14,10 +21,15 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(if $(filter cpu,$(TORCH_BUILD)),$(VENV)/bin/python -m pip install --quiet --retries 1 --timeout 20 \
+		--no-deps --index-url $(TORCH_CPU_INDEX) --constraint constraints.txt torch torchvision \
+		|| echo "vlparity: no CPU-only torch from $(TORCH_CPU_INDEX): installing the default build instead")
 	# constraints.txt pins what CI tested (torch 2.14.1 + torchvision 0.29.1 install from this machine's disk)
 	$(VENV)/bin/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,awq]'
 	# AutoAWQ is deprecated and pins old torch/transformers: install it without its dependencies (field notes)
 	$(VENV)/bin/python -m pip install --quiet --no-deps autoawq==0.2.9
+	$(VENV)/bin/python -c "import torch; print('vlparity: torch', torch.__version__, \
+		'(CUDA build)' if torch.version.cuda else '(CPU-only build)', 'for TORCH_BUILD=$(TORCH_BUILD)')"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -5,6 +5,7 @@ The vlparity plugin itself loads through its pytest11 entry point.
 --hypothesis-profile=ci       deterministic and bounded (default)
 --hypothesis-profile=nightly  many more examples, random seeds
 --perf-size=tiny|real         benchmark model size (tests/perf)
+--perf-threads=N              torch and ONNX Runtime intra-op threads in tests/perf (0: their defaults, all cores)
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=["tiny", "real"],
         default="tiny",
         help="tiny: the bundled fixtures (CI); real: Qwen2.5-VL-3B vision dims + LM slice, random weights (minutes)",
+    )
+    parser.getgroup("vlparity perf").addoption(
+        "--perf-threads",
+        type=int,
+        default=0,
+        help="intra-op threads of torch and ONNX Runtime in the benchmarks (default 0: their defaults, all cores)",
     )
 
 

@@ -18,6 +18,7 @@ from vlparity.perf.real_size import build_real_size_model
 from vlparity.perf.roofline import RoofProbe
 from vlparity.pytest_plugin import settings_from_config
 from vlparity.quantize.awq import AwqSettings
+from vlparity.runtime.ort import OrtOptions
 
 REAL_IMAGE_SIDES = (448, 896)
 
@@ -85,7 +86,11 @@ def perf_context(request: pytest.FixtureRequest, perf_size: str) -> PathContext:
 
     settings = settings_from_config(request.config)
     model = build_real_size_model(settings.cache_dir) if perf_size == "real" else settings.model
-    return PathContext(resolve_model(model), resolve_device(settings.device), torch.float32, settings.cache_dir)
+    threads = request.config.getoption("perf_threads")
+    if threads:
+        torch.set_num_threads(threads)
+    return PathContext(resolve_model(model), resolve_device(settings.device), torch.float32, settings.cache_dir,
+                       ort=OrtOptions(threads=threads))  # fmt: skip
 
 
 @pytest.fixture(scope="session")

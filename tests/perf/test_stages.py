@@ -118,7 +118,7 @@ def _measure(
         started = time.perf_counter()
         run()
         call_s = time.perf_counter() - started
-    interleaved = Interleaved(reference_kind(stage, path))
+    interleaved = Interleaved(reference_kind(stage, path), perf_context.ort.threads)
     with around_rounds or nullcontext():
         result = benchmark.pedantic(run, setup=interleaved.setup, rounds=rounds_within(perf_size, call_s, gated=gated))
     benchmark.extra_info.update(interleaved.figure(benchmark.stats.stats.data, gated=gated))
@@ -199,7 +199,7 @@ def test_decode(benchmark, runner_for, perf_context, perf_size, perf_sample: Sam
     started = time.perf_counter()
     timed(*arguments)
     call_s = time.perf_counter() - started
-    interleaved = Interleaved("torch")
+    interleaved = Interleaved("torch", perf_context.ort.threads)
     rounds = rounds_within(perf_size, call_s)
     tokens = benchmark.pedantic(timed, setup=interleaved.setup_with(fresh_cache), rounds=rounds)
     benchmark.extra_info.update({**memory.as_extra_info(), "steps": DECODE_STEPS,

@@ -58,7 +58,7 @@ def _torch_reference() -> Callable[[], Any]:
     return run
 
 
-def _ort_reference() -> Callable[[], Any]:
+def _ort_reference(threads: int = 0) -> Callable[[], Any]:
     import numpy as np
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -82,25 +82,29 @@ def _ort_reference() -> Callable[[], Any]:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the chain stays as written
+    options.intra_op_num_threads = threads  # 0: ORT's default (all cores), as the benchmarked sessions
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feeds = {"x": rng.standard_normal((_ROWS, _WIDTH)).astype(np.float32)}
     return lambda: session.run(None, feeds)
 
 
 _FACTORIES = {"python": _python_reference, "torch": _torch_reference, "ort": _ort_reference}
-_CACHE: dict[str, Callable[[], Any]] = {}
+_CACHE: dict[tuple[str, int], Callable[[], Any]] = {}
 
 
-def reference_workload(kind: str) -> Callable[[], Any]:
-    """The (cached, warmed-up) reference of ``kind``, one of ``REFERENCE_KINDS``."""
+def reference_workload(kind: str, ort_threads: int = 0) -> Callable[[], Any]:
+    """The (cached, warmed-up) reference of ``kind``, one of ``REFERENCE_KINDS``; the ``ort`` one runs with
+    ``ort_threads`` intra-op threads (0: ORT's default), as the sessions it stands beside (torch's follow
+    ``torch.set_num_threads``)."""
     if kind not in _FACTORIES:
         raise ValueError(f"unknown reference kind {kind!r}; expected one of {REFERENCE_KINDS}")
-    if kind not in _CACHE:
-        run = _FACTORIES[kind]()
+    key = (kind, ort_threads if kind == "ort" else 0)
+    if key not in _CACHE:
+        run = _ort_reference(ort_threads) if kind == "ort" else _FACTORIES[kind]()
         for _ in range(3):
             run()
-        _CACHE[kind] = run
-    return _CACHE[kind]
+        _CACHE[key] = run
+    return _CACHE[key]
 
 
 def relative_iqr(values: Sequence[float]) -> float:
@@ -118,10 +122,11 @@ class Interleaved:
     :meth:`figure` with the rounds' durations."""
 
     kind: str
+    ort_threads: int = 0
     reference_s: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._run = reference_workload(self.kind)
+        self._run = reference_workload(self.kind, self.ort_threads)
 
     def _time_reference(self) -> None:
         started = time.perf_counter()
@@ -156,6 +161,7 @@ class Interleaved:
             "normalised": statistics.median(ratios),
             "normalised_rel_iqr": relative_iqr(ratios),
             "normalised_rounds": len(ratios),
+            "reference_rounds_s": references,  # raw, paired with stats.data of --benchmark-json
         }
 
 
