@@ -30,6 +30,12 @@ def test_cpu_session_audit_records_the_provider_that_ran_the_nodes(add_model: Pa
     assert not list(add_model.parent.glob(".ort-profile*")), "the profile file is cleaned up"
 
 
+def test_sessions_do_not_spin_their_threads_between_runs(add_model: Path) -> None:
+    """The torch LM runs right after the ORT vision encoder; busy-waiting pool threads would share its cores."""
+    options = AuditedSession(add_model, OrtOptions(ep="cpu")).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_requested_provider_that_did_no_work_fails_the_run(add_model: Path, tmp_path: Path) -> None:
     session = AuditedSession(add_model, OrtOptions(ep="cpu"))
     session.provider = "CUDAExecutionProvider"  # as if CUDA had been requested and ORT had fallen back to CPU

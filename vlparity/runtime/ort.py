@@ -132,6 +132,9 @@ class AuditedSession:
         }[options.graph_optimization]
         if options.threads:
             session_options.intra_op_num_threads = options.threads
+        # ORT's pool threads busy-wait after each run by default, and the LM that runs next in torch then shares the
+        # cores with them: awq+onnx generation ran 80 ms instead of 47 on 2 cores (docs/perf-notes.md)
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session_options.enable_profiling = True
         session_options.profile_file_prefix = str(model_path.parent / ".ort-profile")
         providers: list[Any] = [(self.provider, dict(options.provider_options))]
