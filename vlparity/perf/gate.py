@@ -4,14 +4,15 @@ JSON files (``--benchmark-json`` or ``--benchmark-autosave`` output of ``pytest 
     python -m vlparity.perf.gate --baseline BASELINE.json --current CURRENT.json
 
 A gated benchmark carries in its ``extra_info`` (``vlparity.perf.reference.Interleaved.figure``): ``gated: true``,
-``normalised`` (median over rounds of benchmark seconds / reference-workload seconds, the reference timed right
-before each round) and ``normalised_rel_iqr`` (the spread of those per-round ratios). A benchmark regresses when its
-current figure exceeds the baseline's by more than its limit, ``max(floor, k × baseline relative IQR)``: the floor
-covers what drifts between runs, the IQR term widens the limit of a benchmark whose rounds scatter. Benchmarks without
-``gated: true`` (builds, loads, large images, plugin start-up) are recorded only and not compared.
+``normalised_min`` (the fastest round over the fastest run of a reference workload timed right before each round),
+``normalised_rel_iqr`` (the spread of the per-round ratios) and ``threads`` (``--perf-threads``). A benchmark
+regresses when its current figure exceeds the baseline's by more than its limit, ``max(floor, k × baseline relative
+IQR)``: the floor covers what drifts between runs, the IQR term widens the limit of a benchmark whose rounds scatter.
+Benchmarks without ``gated: true`` (builds, loads, large images, plugin start-up) are recorded only and not compared.
 
 Exit codes: 0 no regression, 1 at least one regression, 2 bad input (a missing or unreadable file, a gated benchmark
-present on one side only, a gated benchmark without its figure) — the message names the file or benchmark.
+present on one side only or run with other ``--perf-threads``, a gated benchmark without its figure) — the message
+names the file or benchmark.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_FLOOR = 0.10
+FIGURE = "normalised_min"  # fastest round over fastest reference round (vlparity.perf.reference: why not the median)
+DEFAULT_FLOOR = 0.20  # what drifts between runs at one commit: up to +10 % on the 2-core VM (docs/perf-notes.md)
 DEFAULT_K = 1.0
 WEAK_LIMIT = 0.5  # a benchmark whose limit is wider cannot catch a 1.5× slowdown: named as such under the table
 FASTER = "faster"
@@ -44,6 +46,7 @@ class Figure:
     value: float
     rel_iqr: float
     rounds: int
+    threads: int = 0  # --perf-threads of the run (0: the libraries' defaults)
 
 
 @dataclass(frozen=True)
@@ -81,13 +84,15 @@ def figures_from_json(document: Mapping, source: str) -> dict[str, Figure]:
         info = bench.get("extra_info") or {}
         if not info.get("gated"):
             continue
-        value, rel_iqr = info.get("normalised"), info.get("normalised_rel_iqr")
+        value, rel_iqr = info.get(FIGURE), info.get("normalised_rel_iqr")
         if not _positive_finite(value) or not (isinstance(rel_iqr, int | float) and math.isfinite(rel_iqr)):
             raise GateInputError(
                 f"{source}: gated benchmark {name} has no valid normalised figure "
-                f"(normalised={value!r}, normalised_rel_iqr={rel_iqr!r})"
+                f"({FIGURE}={value!r}, normalised_rel_iqr={rel_iqr!r}); recorded before vlparity 2026-12-01? "
+                "Record the baseline again."
             )
-        figures[name] = Figure(name, float(value), max(0.0, float(rel_iqr)), int(info.get("normalised_rounds", 0)))
+        figures[name] = Figure(name, float(value), max(0.0, float(rel_iqr)), int(info.get("normalised_rounds", 0)),
+                               int(info.get("threads", 0)))  # fmt: skip
     if not figures:
         raise GateInputError(
             f"{source}: no gated benchmark (extra_info 'gated': true) — recorded before the gate existed, "
@@ -126,6 +131,14 @@ def compare(
         if only_current:
             parts.append(f"missing in the baseline: {', '.join(only_current)}")
         raise GateInputError("; ".join(parts))
+    threads = sorted(name for name in baseline if baseline[name].threads != current[name].threads)
+    if threads:
+        first = threads[0]
+        raise GateInputError(
+            f"{first}{f' (+{len(threads) - 1} more)' if len(threads) > 1 else ''} ran with --perf-threads "
+            f"{baseline[first].threads} in the baseline and {current[first].threads} now; compare runs made with the "
+            "same --perf-threads (0: the libraries' defaults)"
+        )
     return [
         Row(name, baseline[name].value, current[name].value, limit_for(baseline[name], floor, k))
         for name in sorted(baseline)
