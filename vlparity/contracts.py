@@ -189,16 +189,25 @@ def check_onnx_vision(path: Path, context: PathContext) -> OnnxVisionArtefact:
         path, "--onnx-vision", problems, f"{listing} Rename or re-export the inputs (vlparity export-onnx writes them)."
     )
     outputs = _found_specs(contract["outputs"])
-    hidden = context.source_config().text_config.hidden_size
+    source_config = context.source_config()
+    hidden = source_config.text_config.hidden_size
     expected_output = TensorSpec("float32", 2, {1: hidden})
-    if IMAGE_EMBEDS not in outputs:
-        problems = [f"no output named {IMAGE_EMBEDS} (found: {', '.join(outputs) or 'none'})"]
-    else:
-        problems = _spec_problems(IMAGE_EMBEDS, expected_output, outputs[IMAGE_EMBEDS])
+    needed = context.adapter.feature_outputs(source_config.vision_config)
+    missing = [name for name in needed if name not in outputs]
+    problems = [f"no output named {', '.join(missing)} (found: {', '.join(outputs) or 'none'})"] if missing else []
+    for name in needed:
+        if name in outputs:
+            problems.extend(_spec_problems(name, expected_output, outputs[name]))
+    deepstack = (
+        f" A {context.source.model_type} LM also adds the DeepStack features ({', '.join(needed[1:])}: each level's "
+        "merged tokens, same layout) after its first decoder layers; an export without them cannot feed it."
+        if len(needed) > 1 else ""
+    )  # fmt: skip
     _fail(
         path, "--onnx-vision", problems,
         f"vlparity reads {IMAGE_EMBEDS} {expected_output}: every image's merged tokens at the language model's hidden "
-        f"size ({hidden}), images concatenated. Rename the output or re-export.",
+        f"size ({hidden}), images concatenated.{deepstack} Rename the outputs or re-export (vlparity export-onnx "
+        "writes them).",
     )  # fmt: skip
     blocks = sum(1 for name in outputs if BLOCK_OUTPUT.fullmatch(name))
     return OnnxVisionArtefact(path=path, data_files=data_files, block_outputs=blocks)

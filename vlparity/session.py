@@ -30,13 +30,14 @@ from vlparity.parity.tolerances import Tolerance, tolerance_for
 from vlparity.parity.verdict import first_failing, judge_accuracy, judge_tensor_table, judge_tokens, judge_vision
 from vlparity.parity.weights import LinearError, judge_weights
 from vlparity.paths import REFERENCE_PATH, Generation, PathContext, PathRunner, create_path, parse_path_names
-from vlparity.paths.base import capture_decoder_states, embedding_arrays
+from vlparity.paths.base import capture_decoder_states
 from vlparity.paths.onnx import ThirdOpinionUnavailableError
 from vlparity.provenance import collect_provenance, verdict_library_versions
 from vlparity.report.model import CheckResult, ParityReport, PathReport, summarise_durations, summarise_memory
 from vlparity.runtime.activations import ActivationProbe, location
 from vlparity.runtime.ort import OrtOptions
 from vlparity.static_shape import StaticShape, check_static_shape
+from vlparity.vision_features import EMBEDDINGS, VisionFeatures, feature_arrays
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path(".vlparity-cache")
@@ -224,19 +225,24 @@ class ParitySession:
     def _outputs_of(self, name: str, sample: Sample) -> _SampleOutputs:
         return self._outputs.setdefault((name, sample), _SampleOutputs())
 
-    def _encoded(self, name: str, sample: Sample) -> tuple[list[np.ndarray], dict[str, Any]]:
-        """One preprocess and one vision run per (path, sample): the embeddings the vision check compares and the
+    def _encoded(self, name: str, sample: Sample) -> tuple[VisionFeatures[np.ndarray], dict[str, Any]]:
+        """One preprocess and one vision run per (path, sample): the features the vision checks compare and the
         inputs the LM is fed (so ``generate``, ``score`` and the kernel check do not re-run the vision encoder)."""
         outputs = self._outputs_of(name, sample)
         if outputs.encoded is None:
             runner = self.runner(name)
             inputs = runner.preprocess(sample)
-            embeddings = runner.vision_encode(inputs)
-            outputs.encoded = embedding_arrays(embeddings), runner.model_inputs_with(inputs, embeddings)
+            features = runner.vision_encode(inputs)
+            outputs.encoded = feature_arrays(features), runner.model_inputs_with(inputs, features)
         return outputs.encoded
 
-    def embeddings(self, name: str, sample: Sample) -> list[np.ndarray]:
+    def vision_features(self, name: str, sample: Sample) -> VisionFeatures[np.ndarray]:
+        """Everything path ``name``'s vision encoder gave the LM for ``sample`` (embeddings, DeepStack levels)."""
         return self._encoded(name, sample)[0]
+
+    def embeddings(self, name: str, sample: Sample) -> list[np.ndarray]:
+        """The image embeddings (one array per image) of path ``name`` for ``sample``."""
+        return self.vision_features(name, sample).embeddings
 
     def model_inputs(self, name: str, sample: Sample) -> dict[str, Any]:
         return self._encoded(name, sample)[1]
@@ -257,37 +263,57 @@ class ParitySession:
         return outputs.teacher_forced
 
     def check_vision(self, name: str, sample: Sample) -> list[CheckResult]:
-        """Compare each image's embeddings of path ``name`` with ``original``'s; record and return the results."""
-        tolerance = self.tolerance(name)
-        reference, candidate = self.embeddings(REFERENCE_PATH, sample), self.embeddings(name, sample)
-        if len(reference) != len(candidate):
-            result = CheckResult(
-                name, "vision", sample.sample_id, None, False,
-                (f"{len(candidate)} image embeddings, reference has {len(reference)}",), {},
-            )  # fmt: skip
-            return self._record([result])
+        """Compare each image's vision outputs of path ``name`` with ``original``'s, each output on its own (the
+        embeddings as check ``vision``, every DeepStack level as check ``deepstack``, named in ``series.output`` and
+        in the reasons); record and return the results."""
+        reference = self.vision_features(REFERENCE_PATH, sample).named()
+        candidate = self.vision_features(name, sample).named()
         results = []
         diagnosis: dict[str, Any] | None = None
         grids = self._merged_grids(sample)
-        for index, (ref, cand) in enumerate(zip(reference, candidate, strict=True)):
-            comparison = compare_tensors(ref, cand, atol=tolerance.vision_atol, rtol=tolerance.vision_rtol)
-            verdict = judge_vision(comparison, tolerance)
-            metrics, reasons = asdict(comparison), verdict.reasons
-            if not verdict.passed:
-                diagnosis = diagnosis if diagnosis is not None else self.diagnose_vision(name, sample)
-                metrics.update(diagnosis)
-                reasons = (*reasons, *_describe_diagnosis(diagnosis))
-            histogram = error_histogram(ref, cand)
-            series = {
-                "token_cosine": list(metrics.pop("token_cosines")),  # a plot series, not a gated scalar
-                "grid": list(grids[index]) if index < len(grids) else None,
-                "image": str(sample.images[index]) if index < len(sample.images) else None,
-                "abs_err_histogram": asdict(histogram) if histogram is not None else None,
-            }
-            results.append(
-                CheckResult(name, "vision", sample.sample_id, index, verdict.passed, reasons, metrics, series)
-            )
+        for output, ref_images in reference.items():
+            check = "vision" if output == EMBEDDINGS else "deepstack"
+            cand_images = candidate.get(output)
+            if cand_images is None or len(cand_images) != len(ref_images):
+                found = "missing" if cand_images is None else f"{len(cand_images)} images"
+                reason = f"{output}: {found}, the reference has {len(ref_images)} images"
+                results.append(CheckResult(name, check, sample.sample_id, None, False, (reason,), {},
+                                           {"output": output}))  # fmt: skip
+                continue
+            for index, (ref, cand) in enumerate(zip(ref_images, cand_images, strict=True)):
+                grid = list(grids[index]) if index < len(grids) else None
+                result, diagnosis = self._judge_image(name, sample, check, output, index, grid, (ref, cand), diagnosis)
+                results.append(result)
+        extra = sorted(set(candidate) - set(reference))
+        if extra:
+            reason = f"outputs the reference does not have: {', '.join(extra)} (a model of another family?)"
+            results.append(CheckResult(name, "vision", sample.sample_id, None, False, (reason,), {}))
         return self._record(results)
+
+    def _judge_image(
+        self, name: str, sample: Sample, check: str, output: str, index: int, grid: list[int] | None,
+        pair: tuple[np.ndarray, np.ndarray], diagnosis: dict[str, Any] | None,
+    ) -> tuple[CheckResult, dict[str, Any] | None]:  # fmt: skip
+        """One image's output judged; a failure is diagnosed once per sample (``diagnosis``, passed along)."""
+        tolerance = self.tolerance(name)
+        ref, cand = pair
+        comparison = compare_tensors(ref, cand, atol=tolerance.vision_atol, rtol=tolerance.vision_rtol)
+        verdict = judge_vision(comparison, tolerance)
+        metrics = asdict(comparison)
+        reasons = verdict.reasons if output == EMBEDDINGS else tuple(f"{output}: {r}" for r in verdict.reasons)
+        if not verdict.passed:
+            diagnosis = diagnosis if diagnosis is not None else self.diagnose_vision(name, sample)
+            metrics.update(diagnosis)
+            reasons = (*reasons, *_describe_diagnosis(diagnosis))
+        histogram = error_histogram(ref, cand)
+        series = {
+            "output": output,
+            "token_cosine": list(metrics.pop("token_cosines")),  # a plot series, not a gated scalar
+            "grid": grid,
+            "image": str(sample.images[index]) if index < len(sample.images) else None,
+            "abs_err_histogram": asdict(histogram) if histogram is not None else None,
+        }
+        return CheckResult(name, check, sample.sample_id, index, verdict.passed, reasons, metrics, series), diagnosis
 
     def _merged_grids(self, sample: Sample) -> list[tuple[int, int]]:
         """(rows, cols) of image tokens per image, from the reference processor (for the report's heat maps)."""
@@ -318,9 +344,14 @@ class ParitySession:
             except ThirdOpinionUnavailableError as exc:  # the verdict stands; only this attribution is missing
                 diagnosis["attribution"] = f"not applicable ({exc})"
                 return diagnosis
-            exporter_ok = len(third) == len(reference_embeddings) and all(
-                judge_vision(compare_tensors(r, t, tolerance.vision_atol, tolerance.vision_rtol), tolerance).passed
-                for r, t in zip(reference_embeddings, third, strict=True)
+            reference_named, third_named = self.vision_features(REFERENCE_PATH, sample).named(), third.named()
+            exporter_ok = reference_named.keys() == third_named.keys() and all(
+                len(third_named[output]) == len(images)
+                and all(
+                    judge_vision(compare_tensors(r, t, tolerance.vision_atol, tolerance.vision_rtol), tolerance).passed
+                    for r, t in zip(images, third_named[output], strict=True)
+                )
+                for output, images in reference_named.items()
             )
             diagnosis["attribution"] = "onnxruntime" if exporter_ok else "exporter"
         return diagnosis
@@ -547,19 +578,19 @@ class ParitySession:
             if progress:
                 log.info("%s: answering %d question(s) of eval set %s", name, len(eval_set), eval_set.spec)
             answers, unanswered = [], 0
-            images, embeddings = None, []
+            images, features = None, VisionFeatures()
             for item in bar(eval_set.items, f"eval {eval_set.spec} {name}") if shown else eval_set.items:
                 inputs = runner.preprocess(item.sample)
                 if item.sample.images != images:
-                    images, embeddings = item.sample.images, runner.vision_encode(inputs)
+                    images, features = item.sample.images, runner.vision_encode(inputs)
                 if item.sample.images:
                     expected = (inputs["image_grid_thw"].prod(-1) // merge**2).tolist()
-                    if [embedding.shape[0] for embedding in embeddings] != expected:
+                    if [embedding.shape[0] for embedding in features.embeddings] != expected:
                         answers.append("")
                         unanswered += 1
                         continue
                 generation = runner.generate(
-                    item.sample, self.settings.max_new_tokens, runner.model_inputs_with(inputs, embeddings)
+                    item.sample, self.settings.max_new_tokens, runner.model_inputs_with(inputs, features)
                 )
                 answers.append(self.decode(generation.tokens))
             self._eval_answers[key] = answers, unanswered

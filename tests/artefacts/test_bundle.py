@@ -239,7 +239,7 @@ def test_index_inputs_equal_the_adapters(bundle: Bundle, vision_config: object, 
 
 def test_embeddings_within_the_onnx_tolerance(bundle: Bundle, onnx_path: OnnxPath, every_image_output: Path) -> None:
     tolerance = tolerance_for("onnx")
-    reference = np.concatenate(onnx_path.encode_images(Sample(tuple(IMAGES), FIRST_PROMPT)))
+    reference = np.concatenate(onnx_path.encode_images(Sample(tuple(IMAGES), FIRST_PROMPT)).embeddings)
     candidate = np.load(every_image_output / "image_embeds.npy")
     comparison = compare_tensors(reference, candidate, tolerance.vision_atol, tolerance.vision_rtol)
     verdict = judge_vision(comparison, tolerance)

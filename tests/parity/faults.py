@@ -41,6 +41,7 @@ from vlparity.paths.onnx import OnnxPath
 from vlparity.paths.split import SplitPath
 from vlparity.runtime.ort import OrtOptions
 from vlparity.session import DEFAULT_CACHE_DIR, ParitySession, RunSettings
+from vlparity.vision_features import VisionFeatures
 
 HAS_AWQ = importlib.util.find_spec("awq") is not None
 
@@ -173,15 +174,15 @@ def _swap_first_and_last(feeds: dict[str, np.ndarray], name: str) -> dict[str, n
 class Fp16Embeddings(OnnxPath):
     """Rounds the image embeddings through float16 on their way to an fp32 LM (a stray ``.half()``)."""
 
-    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
-        return [embedding.half().to(embedding.dtype) for embedding in super()._encode(pixel_values, grid_thw)]
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> VisionFeatures[torch.Tensor]:
+        return super()._encode(pixel_values, grid_thw).map(lambda embedding: embedding.half().to(embedding.dtype))
 
 
 class OneTokenShort(OnnxPath):
     """Returns one image token too few per image (e.g. a merge-size or cropping bug in the vision glue)."""
 
-    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
-        return [embedding[:-1] for embedding in super()._encode(pixel_values, grid_thw)]
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> VisionFeatures[torch.Tensor]:
+        return super()._encode(pixel_values, grid_thw).map(lambda embedding: embedding[:-1])
 
 
 class SilentCpuFallback(OnnxPath):

@@ -14,6 +14,7 @@ from vlparity.inputs import Sample
 from vlparity.paths import create_path
 from vlparity.paths.base import PathContext
 from vlparity.perf.memory import track_memory
+from vlparity.vision_features import VisionFeatures
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -25,16 +26,16 @@ def test_cuda_vision_encode(benchmark, perf_context: PathContext, perf_images, d
     runner.prepare()
     inputs = runner.preprocess(Sample((next(iter(perf_images.values())),), "x"))
 
-    def encode() -> list[torch.Tensor]:
-        embeddings = runner.vision_encode(inputs)
+    def encode() -> VisionFeatures[torch.Tensor]:
+        features = runner.vision_encode(inputs)
         torch.cuda.synchronize()
-        return embeddings
+        return features
 
     benchmark.group = "vision encode [cuda]"
     benchmark.extra_info.update({"path": "original", "dtype": str(dtype)})
-    embeddings = benchmark.pedantic(encode, rounds=5, warmup_rounds=1)
+    features = benchmark.pedantic(encode, rounds=5, warmup_rounds=1)
     with track_memory(context.device) as memory:
         encode()
     benchmark.extra_info.update(memory.as_extra_info())
     assert memory.cuda_peak and memory.cuda_peak > 0
-    assert all(torch.isfinite(embedding).all() for embedding in embeddings)
+    assert all(torch.isfinite(embedding).all() for embedding in features.embeddings)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from vlparity.adapters.base import FamilyAdapter
 from vlparity.adapters.qwen2_5_vl import Qwen2_5_VLAdapter
 from vlparity.adapters.qwen2_vl import Qwen2_VLAdapter
+from vlparity.adapters.qwen3_vl import Qwen3_VLAdapter
 from vlparity.errors import UnsupportedModelError
 
-ADAPTERS: dict[str, type[FamilyAdapter]] = {cls.model_type: cls for cls in (Qwen2_5_VLAdapter, Qwen2_VLAdapter)}
+ADAPTERS: dict[str, type[FamilyAdapter]] = {
+    cls.model_type: cls for cls in (Qwen2_5_VLAdapter, Qwen2_VLAdapter, Qwen3_VLAdapter)
+}
 
 
 def adapter_for(model_type: str, source: str = "the model") -> FamilyAdapter:

@@ -11,6 +11,7 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from vlparity.errors import UnsupportedModelError
+from vlparity.vision_features import EMBEDDINGS, VisionFeatures
 
 
 class FamilyAdapter(ABC):
@@ -64,15 +65,29 @@ class FamilyAdapter(ABC):
     def export_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, np.ndarray]:
         """The exported graph's index inputs for ``grid_thw`` (everything but ``pixel_values``), in input order."""
 
+    def feature_outputs(self, vision_config: Any) -> list[str]:
+        """The named outputs the LM takes from the vision encoder (ONNX output names too): the image embeddings."""
+        return [EMBEDDINGS]
+
     def encode_images(
         self, vision: nn.Module, pixel_values: torch.Tensor, grid_thw: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """Run a standalone vision tower with explicit grid inputs; one ``[tokens, hidden]`` tensor per image."""
+    ) -> VisionFeatures[torch.Tensor]:
+        """Run a standalone vision tower with explicit grid inputs; per image ``[tokens, hidden]`` tensors."""
         output = vision(pixel_values.to(vision.dtype), grid_thw=grid_thw, **self.grid_inputs(grid_thw, vision.config))
-        merge = vision.config.spatial_merge_size
-        sizes = (grid_thw.prod(-1) // merge**2).tolist()
-        return list(torch.split(output.pooler_output, sizes))
+        return self.features_from(output, grid_thw, vision.config.spatial_merge_size)
 
-    def encoder_outputs(self, embeddings: list[torch.Tensor]) -> dict[str, BaseModelOutputWithPooling]:
+    @staticmethod
+    def features_from(output: Any, grid_thw: torch.Tensor, merge: int) -> VisionFeatures[torch.Tensor]:
+        """A tower's output (``pooler_output`` and, with DeepStack, ``deepstack_features``: all images concatenated,
+        or already one chunk per image as ``get_image_features`` returns them) as per-image features."""
+        sizes = (grid_thw.prod(-1) // merge**2).tolist()
+
+        def per_image(tensor: torch.Tensor | tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+            return list(tensor) if isinstance(tensor, list | tuple) else list(torch.split(tensor, sizes))
+
+        deepstack = getattr(output, "deepstack_features", None) or ()
+        return VisionFeatures(per_image(output.pooler_output), tuple(per_image(level) for level in deepstack))
+
+    def encoder_outputs(self, features: VisionFeatures[torch.Tensor]) -> dict[str, BaseModelOutputWithPooling]:
         """The ``mm_encoder_outputs`` argument that makes the LM skip its own vision tower."""
-        return {"image": BaseModelOutputWithPooling(pooler_output=tuple(embeddings))}
+        return {"image": BaseModelOutputWithPooling(pooler_output=tuple(features.embeddings))}

@@ -126,6 +126,8 @@ def _dynamic_shapes(input_names: list[str], merge_size: int) -> dict[str, dict[i
         "window_scatter": {0: tokens},
         "window_index": {0: groups},
         "reverse_index": {0: groups},
+        "interp_indices": {0: tokens},
+        "interp_weights": {0: tokens},
     }
     spec["full_valid"], spec["window_valid"] = spec["full_gather"], spec["window_gather"]
     return {name: spec[name] for name in input_names}
@@ -167,7 +169,7 @@ def export_fp32(
         "pixel_values": example["pixel_values"].to(torch.float32),
         **{k: torch.from_numpy(v) for k, v in indices.items()},
     }
-    output_names = ["image_embeds"] + [f"block_{i}" for i in range(len(vision.blocks))]
+    output_names = graph.output_names()
     weight_bytes = sum(p.numel() * p.element_size() for p in vision.parameters())
     started = time.perf_counter()
     shapes = "dynamic" if dynamic else f"fixed to grid {example['image_grid_thw'].tolist()}"

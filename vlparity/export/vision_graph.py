@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vlparity.errors import UnsupportedModelError
+from vlparity.vision_features import EMBEDDINGS, deepstack_name
 
 
 @dataclass(frozen=True)
@@ -193,3 +194,52 @@ class VisionGraph(nn.Module):
             block_outputs.append(hidden)
         merged = self.vision.merger(hidden)
         return (merged[reverse_index] if self.windowed else merged, *block_outputs)
+
+    def output_names(self) -> list[str]:
+        """The ONNX output names, in ``forward``'s order."""
+        return [EMBEDDINGS, *(f"block_{index}" for index in range(len(self.vision.blocks)))]
+
+
+class DeepStackVisionGraph(VisionGraph):
+    """Qwen3-VL: patch embed + a learned position embedding (bilinearly interpolated per grid: the taps and weights
+    are graph inputs, so one export serves every image size) → blocks (all full attention) → merger, plus one merged
+    DeepStack feature per ``deepstack_visual_indexes`` entry, each through its own merger."""
+
+    def __init__(self, vision: nn.Module, rotary: RotaryFn, attention: str = "segments") -> None:
+        for part in ("pos_embed", "deepstack_merger_list", "deepstack_visual_indexes"):
+            if not hasattr(vision, part):
+                raise UnsupportedModelError(
+                    f"{type(vision).__name__}: no {part}; the DeepStack exporter rebuilds Qwen3-VL's forward from it. "
+                    "Judge it without the ONNX paths (--paths original,split,awq)."
+                )
+        super().__init__(vision, rotary, full_blocks=set(range(len(vision.blocks))), windowed=False,
+                         attention=attention)  # fmt: skip
+        self.levels = {block: level for level, block in enumerate(vision.deepstack_visual_indexes)}
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        position_ids: torch.Tensor,
+        full_gather: torch.Tensor,
+        full_valid: torch.Tensor,
+        full_scatter: torch.Tensor,
+        interp_indices: torch.Tensor,
+        interp_weights: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """``(image_embeds, deepstack_0, …, block_0, …)``."""
+        hidden = self.vision.patch_embed(pixel_values)
+        position = (self.vision.pos_embed(interp_indices) * interp_weights[:, :, None]).sum(1)
+        hidden = hidden + position.to(hidden.dtype)
+        cos, sin = self.vision.rotary_pos_emb(hidden, position_ids)
+        layout = (full_gather, full_valid, full_scatter)
+        deepstack, block_outputs = [], []
+        for index, (block, attention) in enumerate(zip(self.vision.blocks, self.attentions, strict=True)):
+            hidden = run_block(block, attention, hidden, (cos, sin), layout)
+            block_outputs.append(hidden)
+            if index in self.levels:
+                deepstack.append(self.vision.deepstack_merger_list[self.levels[index]](hidden))
+        return (self.vision.merger(hidden), *deepstack, *block_outputs)
+
+    def output_names(self) -> list[str]:
+        blocks = super().output_names()[1:]
+        return [EMBEDDINGS, *(deepstack_name(level) for level in range(len(self.levels))), *blocks]

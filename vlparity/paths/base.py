@@ -24,6 +24,7 @@ from vlparity.model_source import ModelSource
 from vlparity.paths.language import Generation, greedy_generate, teacher_forced_logits
 from vlparity.runtime.ort import OrtOptions
 from vlparity.static_shape import StaticShape
+from vlparity.vision_features import VisionFeatures, feature_arrays
 
 
 @dataclass
@@ -123,15 +124,16 @@ class PathRunner(ABC):
             return to_device(preprocess(self.processor, sample, self.context.static_shape), self.context.device)
 
     @torch.inference_mode()
-    def vision_encode(self, inputs: dict[str, Any]) -> list[torch.Tensor]:
-        """One ``[tokens, hidden]`` embedding tensor per image of ``preprocess``'s outputs."""
+    def vision_encode(self, inputs: dict[str, Any]) -> VisionFeatures[torch.Tensor]:
+        """What the vision encoder gives the LM for every image of ``preprocess``'s outputs: one ``[tokens, hidden]``
+        embedding tensor per image (and the DeepStack features, for a family that has them)."""
         if "pixel_values" not in inputs:
-            return []
+            return VisionFeatures()
         with self.timer.stage("vision_encode"):
             return self._encode(inputs["pixel_values"], inputs["image_grid_thw"])
 
     @abstractmethod
-    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> VisionFeatures[torch.Tensor]:
         """This path's vision encoder on preprocessed pixels."""
 
     def language_inputs(self, sample: Sample) -> dict[str, Any]:
@@ -144,18 +146,18 @@ class PathRunner(ABC):
         so the vision encoder is not re-run for each)."""
         return self.language_inputs(sample)
 
-    def model_inputs_with(self, inputs: dict[str, Any], embeddings: list[torch.Tensor]) -> dict[str, Any]:
+    def model_inputs_with(self, inputs: dict[str, Any], features: VisionFeatures[torch.Tensor]) -> dict[str, Any]:
         """``model_inputs`` from ``preprocess``'s outputs and this path's ``vision_encode`` of them (already run)."""
-        return language_inputs_with(self.context.adapter, inputs, embeddings)
+        return language_inputs_with(self.context.adapter, inputs, features)
 
     @property
     @abstractmethod
     def language_model(self) -> nn.Module:
         """The model that generates (its own vision tower, if any, is skipped given ``language_inputs``)."""
 
-    def encode_images(self, sample: Sample) -> list[np.ndarray]:
-        """Image embeddings as fed to the LM: one float32 ``[tokens, hidden]`` array per image."""
-        return embedding_arrays(self.vision_encode(self.preprocess(sample)))
+    def encode_images(self, sample: Sample) -> VisionFeatures[np.ndarray]:
+        """The vision features as fed to the LM, as float32 ``[tokens, hidden]`` arrays per image."""
+        return feature_arrays(self.vision_encode(self.preprocess(sample)))
 
     def generate(self, sample: Sample, max_new_tokens: int, inputs: dict[str, Any] | None = None) -> Generation:
         """Greedy decoding of the sample's prompt (``inputs``: its ``model_inputs``, if already computed)."""
@@ -185,18 +187,13 @@ class PathRunner(ABC):
 
 
 def language_inputs_with(
-    adapter: FamilyAdapter, inputs: dict[str, Any], embeddings: list[torch.Tensor]
+    adapter: FamilyAdapter, inputs: dict[str, Any], features: VisionFeatures[torch.Tensor]
 ) -> dict[str, Any]:
-    """The processor outputs with the pixels replaced by precomputed image embeddings (the LM then skips vision)."""
+    """The processor outputs with the pixels replaced by precomputed vision features (the LM then skips vision)."""
     result = {key: value for key, value in inputs.items() if key != "pixel_values"}
-    if embeddings:
-        result["mm_encoder_outputs"] = adapter.encoder_outputs(embeddings)
+    if features.images:
+        result["mm_encoder_outputs"] = adapter.encoder_outputs(features)
     return result
-
-
-def embedding_arrays(embeddings: list[torch.Tensor]) -> list[np.ndarray]:
-    """Image embeddings as the comparators take them: float32 numpy arrays on the host."""
-    return [embedding.float().cpu().numpy() for embedding in embeddings]
 
 
 def to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:

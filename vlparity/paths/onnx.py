@@ -35,6 +35,7 @@ from vlparity.paths.original import load_source_model
 from vlparity.paths.split import SplitPath
 from vlparity.runtime.ort import AuditedSession, OrtOptions
 from vlparity.static_shape import StaticShape
+from vlparity.vision_features import DEEPSTACK_PREFIX, EMBEDDINGS, VisionFeatures
 
 log = logging.getLogger(__name__)
 ONNX_KIND = "onnx-vision"
@@ -211,21 +212,29 @@ class OnnxPath(SplitPath):
         fp32 = ExportSettings("fp32", static_shape=self.context.static_shape)
         return build_onnx_vision(self.context, fp32) / MODEL_NAME
 
-    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
-        (embeds,) = self._run_graph(self.session.run, pixel_values, grid_thw, ["image_embeds"])
+    @property
+    def feature_outputs(self) -> list[str]:
+        """The graph outputs the LM takes: ``image_embeds`` and any ``deepstack_<level>``."""
+        return [EMBEDDINGS, *sorted(n for n in self.session.output_names if n.startswith(DEEPSTACK_PREFIX))]
+
+    def _features(self, outputs: list[np.ndarray], grid_thw: torch.Tensor) -> VisionFeatures[np.ndarray]:
+        """Graph outputs (``feature_outputs`` order, all images concatenated) split per image."""
         merge = self.language.config.vision_config.spatial_merge_size
-        dtype = self.context.dtype
-        return [
-            torch.from_numpy(chunk).to(self.context.device, dtype)
-            for chunk in split_embeddings(embeds, grid_thw.cpu().numpy(), merge)
-        ]
+        grid = grid_thw.cpu().numpy()
+        named = dict(zip(self.feature_outputs, outputs, strict=True))
+        return VisionFeatures.from_named({name: split_embeddings(array, grid, merge) for name, array in named.items()})
+
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> VisionFeatures[torch.Tensor]:
+        outputs = self._run_graph(self.session.run, pixel_values, grid_thw, self.feature_outputs)
+        device, dtype = self.context.device, self.context.dtype
+        return self._features(outputs, grid_thw).map(lambda chunk: torch.from_numpy(chunk).to(device, dtype))
 
     def _block_outputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[np.ndarray]:
         """Each vision block's output as computed inside the ONNX graph (exposed as ``block_<i>`` outputs)."""
         names = sorted((n for n in self.session.output_names if n.startswith("block_")), key=lambda n: int(n[6:]))
         return self._run_graph(self.session.run, pixel_values, grid_thw, names)
 
-    def reference_evaluator_embeddings(self, sample: Sample) -> list[np.ndarray]:
+    def reference_evaluator_embeddings(self, sample: Sample) -> VisionFeatures[np.ndarray]:
         """Third opinion: the same ONNX file run by ``onnx.reference`` (slow; meant for small inputs). Raises
         ``ThirdOpinionUnavailableError`` for a graph it cannot run, e.g. one ORT's offline optimization wrote, whose
         contrib ops (``com.microsoft.FusedMatMul`` …) only ONNX Runtime implements."""
@@ -244,17 +253,13 @@ class OnnxPath(SplitPath):
         except (NotImplementedError, RuntimeError) as exc:  # RuntimeError: no kernel for an op version (QDQ graphs)
             raise ThirdOpinionUnavailableError(f"onnx.reference cannot load the graph: {exc}") from exc
         try:
-            (embeds,) = self._run_graph(
+            outputs = self._run_graph(
                 lambda feeds, outputs: evaluator.run(outputs, feeds),
-                inputs["pixel_values"], inputs["image_grid_thw"], ["image_embeds"],
+                inputs["pixel_values"], inputs["image_grid_thw"], self.feature_outputs,
             )  # fmt: skip
         except NotImplementedError as exc:
             raise ThirdOpinionUnavailableError(f"onnx.reference lacks an operator: {exc}") from exc
-        merge = self.language.config.vision_config.spatial_merge_size
-        return [
-            np.asarray(chunk, np.float32)
-            for chunk in split_embeddings(embeds, inputs["image_grid_thw"].cpu().numpy(), merge)
-        ]
+        return self._features(outputs, inputs["image_grid_thw"]).map(lambda chunk: np.asarray(chunk, np.float32))
 
     def describe(self) -> dict[str, Any]:
         audit = self.session.audit.as_dict() if self.session and self.session.audit else None

@@ -11,6 +11,7 @@ from torch import nn
 from vlparity.errors import ModelWeightsError
 from vlparity.inputs import Sample
 from vlparity.paths.base import PathContext, PathRunner, capture_block_outputs
+from vlparity.vision_features import VisionFeatures
 
 
 def load_source_model(context: PathContext, dtype: torch.dtype, device_map: str | None = None) -> nn.Module:
@@ -61,8 +62,9 @@ class OriginalPath(PathRunner):
     def _prepare(self) -> None:
         self.model, self.processor = load_original(self.context)
 
-    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
-        return list(self.model.model.get_image_features(pixel_values, grid_thw).pooler_output)
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> VisionFeatures[torch.Tensor]:
+        output = self.model.model.get_image_features(pixel_values, grid_thw)
+        return self.context.adapter.features_from(output, grid_thw, self.model.config.vision_config.spatial_merge_size)
 
     @property
     def language_model(self) -> nn.Module:
@@ -81,5 +83,5 @@ class OriginalPath(PathRunner):
         """The processor's outputs, pixels included: the reference runs the HF model as-is, vision inside."""
         return self.preprocess(sample)
 
-    def model_inputs_with(self, inputs: dict[str, Any], embeddings: list[torch.Tensor]) -> dict[str, Any]:
+    def model_inputs_with(self, inputs: dict[str, Any], features: VisionFeatures[torch.Tensor]) -> dict[str, Any]:
         return inputs

@@ -23,6 +23,7 @@ from vlparity.inputs import Sample
 from vlparity.manifest import library_versions, verify_manifest
 from vlparity.paths.base import PathContext, PathRunner, capture_block_outputs, check_source
 from vlparity.paths.original import load_original
+from vlparity.vision_features import VisionFeatures
 
 
 class VisionTowerRemoved(nn.Module):
@@ -178,7 +179,7 @@ class SplitPath(PathRunner):
             self.context.adapter, self.artefact_dir / "vision", self.context, self.attn_implementation
         )
 
-    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+    def _encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> VisionFeatures[torch.Tensor]:
         return self.context.adapter.encode_images(self.vision, pixel_values, grid_thw)
 
     @property

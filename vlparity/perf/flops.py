@@ -34,6 +34,9 @@ def _segment_square_sum(cu_seqlens: torch.Tensor) -> int:
     return int((lengths**2).sum())
 
 
+MERGERS = ("merger", "deepstack_merger_list")  # linears run once per merged token (Qwen3-VL: each DeepStack level)
+
+
 def vision_flops(vision: nn.Module, adapter: FamilyAdapter, grid_thw: torch.Tensor) -> VisionFlops:
     """FLOPs of one forward of ``vision`` over images of ``grid_thw`` (works on a meta-device tower too)."""
     config = vision.config
@@ -42,7 +45,7 @@ def vision_flops(vision: nn.Module, adapter: FamilyAdapter, grid_thw: torch.Tens
     linear = 0.0
     for name, module in vision.named_modules():
         if isinstance(module, nn.Linear):
-            tokens = merged if name.startswith("merger") else patches
+            tokens = merged if name.startswith(MERGERS) else patches
             linear += 2.0 * tokens * module.in_features * module.out_features
         elif isinstance(module, nn.Conv3d):  # the patch embedding: one kernel application per patch
             linear += 2.0 * patches * module.weight[0].numel() * module.out_channels

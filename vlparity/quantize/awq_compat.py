@@ -78,6 +78,19 @@ def patch_autoawq() -> None:
     _patched = True
 
 
+def _qwen3_vl_class() -> Any:
+    """AutoAWQ 0.2.9 predates Qwen3-VL. Its text decoder layer has the Qwen2.5-VL linears (q/k/v/o, gate/up/down)
+    with q/k RMS norms after the projections, so Qwen2.5-VL's scaling groups apply unchanged (the input-side scales
+    fold into input_layernorm / post_attention_layernorm / up_proj exactly as there); only the layer class differs.
+    Calibration is text-only, as for the other families: the DeepStack adds are not exercised."""
+    from awq.models.qwen2_5_vl import Qwen2_5_VLAWQForCausalLM
+
+    class Qwen3VLAWQForCausalLM(Qwen2_5_VLAWQForCausalLM):
+        layer_type = "Qwen3VLTextDecoderLayer"
+
+    return Qwen3VLAWQForCausalLM
+
+
 def awq_class_for(model_type: str) -> Any:
     """AutoAWQ's model class for ``model_type`` (after patching)."""
     patch_autoawq()
@@ -85,6 +98,8 @@ def awq_class_for(model_type: str) -> Any:
     from awq.models.qwen2vl import Qwen2VLAWQForCausalLM
 
     classes = {"qwen2_5_vl": Qwen2_5_VLAWQForCausalLM, "qwen2_vl": Qwen2VLAWQForCausalLM}
+    if model_type == "qwen3_vl":
+        return _qwen3_vl_class()
     if model_type not in classes:
         raise UsageError(f"AWQ: no AutoAWQ class for model_type {model_type!r}; supported: {', '.join(classes)}.")
     return classes[model_type]

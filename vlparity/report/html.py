@@ -30,9 +30,11 @@ from vlparity.report.views import (
     Cell,
     accuracy_rows,
     answers,
+    check_counts,
     flipped_answers,
     fmt_bytes,
     fmt_seconds,
+    has_deepstack,
     has_tensor_tables,
     overall,
     provenance_facts,
@@ -146,9 +148,11 @@ def _num(text: str) -> str:
 
 def _summary(report: ParityReport) -> str:
     columns = "".join(f"<th>{escape(column)}</th>" for column in summary_columns(report).values())
-    tensors = has_tensor_tables(report)
+    tensors, deepstack = has_tensor_tables(report), has_deepstack(report)
     head = (
-        "<tr><th>path</th><th>description</th><th>vision checks (failed)</th><th>token checks (failed)</th>"
+        "<tr><th>path</th><th>description</th><th>vision checks (failed)</th>"
+        + ("<th>DeepStack checks (failed)</th>" if deepstack else "")
+        + "<th>token checks (failed)</th>"
         + ("<th>tensor checks (failed)</th>" if tensors else "")
         + f"{columns}<th>artefact</th><th>verdict</th></tr>"
     )
@@ -159,6 +163,7 @@ def _summary(report: ParityReport) -> str:
         cells = [
             f"<td><b>{escape(name)}</b></td><td>{escape(path.description)}</td>",
             _num(f"{vision['checks']} ({vision['failed']})"),
+            *([_num(check_counts(path.vision_summary("deepstack")))] if deepstack else []),
             _num(f"{tokens['checks']} ({tokens['failed']})"),
             *([_num(f"{table['checks']} ({table['failed']})" if table else "-")] if tensors else []),
             *(_num(cell) for cell in summary_cells(report, path)),

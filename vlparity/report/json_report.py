@@ -40,6 +40,7 @@ def report_to_dict(report: ParityReport) -> dict[str, Any]:
                 "tolerance_version": path.tolerance_version,
                 "limits": tolerance_limits(report, name),
                 "vision": path.vision_summary(),
+                "deepstack": path.vision_summary("deepstack"),
                 "tokens": path.tokens_summary(),
                 "tensors": path.tensors_summary(),
                 "accuracy": accuracy_summary(report, name),

@@ -14,7 +14,9 @@ from vlparity.report.views import (
     Cell,
     accuracy_rows,
     answers,
+    check_counts,
     flipped_answers,
+    has_deepstack,
     has_tensor_tables,
     overall,
     provenance_facts,
@@ -51,7 +53,7 @@ def render_markdown(report: ParityReport) -> str:
     """Summary table per path (each judged figure next to its limit), the failing checks with their reasons, warnings
     about the reference, what each path answered, the per-tensor error table of each derived vision graph, every
     tolerance profile, and the run's provenance and versions."""
-    columns, tensors = summary_columns(report), has_tensor_tables(report)
+    columns, tensors, deepstack = summary_columns(report), has_tensor_tables(report), has_deepstack(report)
     lines = [
         f"## vlparity parity report: {_verdict(overall(report))}",
         "",
@@ -60,17 +62,20 @@ def render_markdown(report: ParityReport) -> str:
         + (f", {md_text(tolerance_label(report))}" if tolerance_label(report) else "")
         + (f"; {md_text(provenance_line(report))}" if provenance_line(report) else ""),
         "",
-        "| path | vision checks (failed) | token checks (failed) | "
+        "| path | vision checks (failed) | "
+        + ("DeepStack checks (failed) | " if deepstack else "")
+        + "token checks (failed) | "
         + ("tensor checks (failed) | " if tensors else "")
         + " | ".join(md_text(column) for column in columns.values())
         + " | verdict |",
-        "| --- " * (len(columns) + 4 + tensors) + "|",
+        "| --- " * (len(columns) + 4 + tensors + deepstack) + "|",
     ]
     for path in report.candidates:
         vision, tokens, table = path.vision_summary(), path.tokens_summary(), path.tensors_summary()
         cells = [
             md_text(path.name),
             f"{vision['checks']} ({vision['failed']})",
+            *([check_counts(path.vision_summary("deepstack"))] if deepstack else []),
             f"{tokens['checks']} ({tokens['failed']})",
             *([f"{table['checks']} ({table['failed']})" if table else "-"] if tensors else []),
             *(md_text(cell) for cell in summary_cells(report, path)),

@@ -11,9 +11,10 @@ from typing import Any
 from vlparity.parity.tolerances import Tolerance, load_tolerances
 from vlparity.provenance import Provenance
 
-SCHEMA_VERSION = 5  # v2: per-check ``series`` (plot data) and per-path ``memory``; v3: ``limits``, ``warnings``;
+SCHEMA_VERSION = 6  # v2: per-check ``series`` (plot data) and per-path ``memory``; v3: ``limits``, ``warnings``;
 # v4: ``accuracy`` checks (task accuracy on an eval set) and each path's ``accuracy`` summary; v5: ``tensors`` checks
-# (the per-tensor error table of onnx-bf16 / onnx-qdq) and each path's ``tensors`` summary
+# (the per-tensor error table of onnx-bf16 / onnx-qdq) and each path's ``tensors`` summary; v6: ``deepstack`` checks
+# (each DeepStack level of Qwen3-VL, per image), each path's ``deepstack`` summary, ``series.output`` of vision checks
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ class PathReport:
     def _of(self, kind: str) -> list[CheckResult]:
         return [check for check in self.checks if check.check == kind]
 
-    def vision_summary(self) -> dict[str, Any]:
-        checks = self._of("vision")
+    def vision_summary(self, kind: str = "vision") -> dict[str, Any]:
+        """The worst figures of the image-embedding checks (``kind`` ``deepstack``: of every DeepStack level's)."""
+        checks = self._of(kind)
         return {
             "checks": len(checks),
             "failed": sum(not check.passed for check in checks),

@@ -23,10 +23,12 @@ def render_table(report: ParityReport) -> str:
     header = ("path", "check", "n", "failed", "verdict", "worst judged/limit")
     rows = []
     for path in report.candidates:
-        vision, tokens = path.vision_summary(), path.tokens_summary()
-        if vision["checks"]:
-            worst = "  ".join(str(gate) for gate in vision_gates(report, path))
-            rows.append((path.name, "vision", vision["checks"], vision["failed"], worst, vision["failed"] == 0))
+        tokens = path.tokens_summary()
+        for kind in ("vision", "deepstack"):
+            vision = path.vision_summary(kind)
+            if vision["checks"]:
+                worst = "  ".join(str(gate) for gate in vision_gates(report, path, kind))
+                rows.append((path.name, kind, vision["checks"], vision["failed"], worst, vision["failed"] == 0))
         tensors = path.tensors_summary()
         if tensors is not None:
             worst = "  ".join(str(gate) for gate in tensor_gates(report, path))

@@ -168,9 +168,10 @@ def _limit(value: float | None) -> str | None:
     return None if value is None else fmt_limit(value)
 
 
-def vision_gates(report: ParityReport, path: PathReport) -> list[Gate]:
-    """The worst max |Δ|, per-token cosine and relative L2 error of the path's image embeddings, each with its limit."""
-    summary, tolerance = path.vision_summary(), report.tolerance_of(path.name)
+def vision_gates(report: ParityReport, path: PathReport, kind: str = "vision") -> list[Gate]:
+    """The worst max |Δ|, per-token cosine and relative L2 error of the path's image embeddings (``kind``
+    ``deepstack``: of its DeepStack features, every level), each with its limit."""
+    summary, tolerance = path.vision_summary(kind), report.tolerance_of(path.name)
     atol, rtol = (tolerance.vision_atol, tolerance.vision_rtol) if tolerance else (None, 0.0)
     return [
         Gate("max|Δ|", fmt(summary["max_abs_err"]), _limit(atol), f"or ≤ {rtol:g}·|reference|" if rtol else ""),
@@ -252,6 +253,16 @@ TENSOR_SUMMARY_COLUMNS = {"min tensor SQNR": "min tensor SQNR/limit", "min weigh
 def has_tensor_tables(report: ParityReport) -> bool:
     """Whether any candidate ran a ``tensors`` check: only then do the summaries get its columns."""
     return any(path.tensors_summary() is not None for path in report.candidates)
+
+
+def check_counts(summary: dict[str, Any]) -> str:
+    """A summary table cell: checks (failed)."""
+    return f"{summary['checks']} ({summary['failed']})"
+
+
+def has_deepstack(report: ParityReport) -> bool:
+    """Whether any candidate's DeepStack features were judged (Qwen3-VL): only then do the summaries get a column."""
+    return any(path.vision_summary("deepstack")["checks"] for path in report.candidates)
 
 
 def summary_columns(report: ParityReport) -> dict[str, str]:
