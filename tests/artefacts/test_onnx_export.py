@@ -69,7 +69,7 @@ def test_any_image_size_the_processor_accepts(onnx_session: ParitySession, tmp_p
 
 def test_reference_evaluator_agrees_with_pytorch(onnx_session: ParitySession, onnx_runner: OnnxPath) -> None:
     sample = Sample((IMAGES[3],), FIRST_PROMPT)  # small image: onnx.reference is slow
-    third = onnx_runner.reference_evaluator_embeddings(sample)
+    third = onnx_runner.reference_evaluator_embeddings(sample).embeddings
     reference = onnx_session.embeddings("original", sample)
     assert len(third) == 1
     assert abs(third[0] - reference[0]).max() <= onnx_session.tolerance("onnx").vision_atol

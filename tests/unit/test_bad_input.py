@@ -192,7 +192,7 @@ CASES = {
     "unsupported architecture": Case(
         broken_model(with_model_type, lambda _: "model_type='llava'"),
         UnsupportedModelError,
-        "Supported: qwen2_5_vl, qwen2_vl. Pass a checkpoint of one of these families",
+        "Supported: qwen2_5_vl, qwen2_vl, qwen3_vl. Pass a checkpoint of one of these families",
     ),
     "truncated safetensors": Case(
         broken_model(lambda m: truncate(m / "model.safetensors"), lambda m: f"{m}: model.safetensors"),

@@ -1,4 +1,4 @@
-"""The JSON report (schema v5): plot series per check, memory and limits per path, warnings, provenance and versions,
+"""The JSON report (schema v6): plot series per check, memory and limits per path, warnings, provenance and versions,
 NaN as a string."""
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ def _document() -> dict:
     return json.loads(render_json(build_report()))
 
 
-def test_schema_version_is_5() -> None:
-    assert _document()["schema_version"] == 5
+def test_schema_version_is_6() -> None:
+    assert _document()["schema_version"] == 6
+
+
+def test_every_path_summarises_its_deepstack_checks_apart_from_its_vision_checks() -> None:
+    split = _document()["paths"]["split"]
+    assert split["deepstack"]["checks"] == 0  # the fixture family has no DeepStack
+    assert split["vision"]["checks"] > 0
 
 
 def test_checks_carry_their_plot_series() -> None:

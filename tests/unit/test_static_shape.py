@@ -124,7 +124,7 @@ def test_static_export_matches_original_at_its_size(static_session: ParitySessio
 def test_third_opinion_runs_the_fixed_shape_graph(static_session: ParitySession) -> None:
     runner: OnnxPath = static_session.runner("onnx")
     sample = Sample((IMAGES[3],), FIRST_PROMPT)
-    (third,) = runner.reference_evaluator_embeddings(sample)
+    (third,) = runner.reference_evaluator_embeddings(sample).embeddings
     (reference,) = static_session.embeddings("original", sample)
     assert np.abs(third - reference).max() <= static_session.tolerance("onnx").vision_atol
 

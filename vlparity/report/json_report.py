@@ -15,9 +15,9 @@ from vlparity.report.views import accuracy_summary, report_warnings, tolerance_l
 
 
 def report_to_dict(report: ParityReport) -> dict[str, Any]:
-    """Schema v5: ``{schema_version, model, model_type, device, dtype, reference, passed, warnings, versions,
+    """Schema v6: ``{schema_version, model, model_type, device, dtype, reference, passed, warnings, versions,
     provenance{timestamp,host,platform,cpu,commit,dirty},
-    paths: {name: {passed, description, tolerance_version, limits, vision{max_abs_err,min_cosine,…},
+    paths: {name: {passed, description, tolerance_version, limits, vision{max_abs_err,min_cosine,…}, deepstack{…},
     tokens{exact,first_divergence,…}, tensors{min_sqnr_db,worst_tensor,blocks,…} or null, accuracy{eval_set,n,…} or
     null, timings{stage: {count,total,mean,median,min,max}},
     memory{stage: {peak_rss_bytes,cuda_peak_bytes}}, artefact_bytes, details, checks[{…, metrics, series}]}}}``.
