@@ -13,6 +13,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 TORCH_BUILD ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 $(if $(filter-out cpu cuda,$(TORCH_BUILD)),$(error TORCH_BUILD=$(TORCH_BUILD): expected cpu or cuda))
+# The set-up's last line: which torch build it installed, and why it is not the one asked for.
+define TORCH_REPORT
+import torch
+cuda = bool(torch.version.cuda)
+missed = '; the CPU-only build was not installable from $(TORCH_CPU_INDEX)' if cuda and '$(TORCH_BUILD)' == 'cpu' else ''
+print('vlparity: torch', torch.__version__, '(CUDA build)' if cuda else '(CPU-only build)', 'for TORCH_BUILD=$(TORCH_BUILD)' + missed)
+endef
+export TORCH_REPORT
 
 .PHONY: demo test lint venv fixtures
 
@@ -28,8 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,awq]'
 	# AutoAWQ is deprecated and pins old torch/transformers: install it without its dependencies (field notes)
 	$(VENV)/bin/python -m pip install --quiet --no-deps autoawq==0.2.9
-	$(VENV)/bin/python -c "import torch; print('vlparity: torch', torch.__version__, \
-		'(CUDA build)' if torch.version.cuda else '(CPU-only build)', 'for TORCH_BUILD=$(TORCH_BUILD)')"
+	$(VENV)/bin/python -c "$$TORCH_REPORT"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
