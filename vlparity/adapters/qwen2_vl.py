@@ -42,11 +42,16 @@ class Qwen2_VLAdapter(FamilyAdapter):
         )
 
     def export_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, np.ndarray]:
-        grid = self.grid_inputs(grid_thw.cpu(), vision_config)
-        full = segment_layout(grid["cu_seqlens"])
-        return {
-            "position_ids": grid["position_ids"].numpy().astype(np.int64),
-            "full_gather": full.gather,
-            "full_valid": full.valid,
-            "full_scatter": full.scatter,
-        }
+        return full_attention_inputs(self.grid_inputs(grid_thw.cpu(), vision_config))
+
+
+def full_attention_inputs(grid: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """The graph inputs of a tower whose every block attends within each image: rotary positions and the segment
+    layout of ``cu_seqlens`` (``VisionGraph``'s ``full_*``)."""
+    full = segment_layout(grid["cu_seqlens"])
+    return {
+        "position_ids": grid["position_ids"].numpy().astype(np.int64),
+        "full_gather": full.gather,
+        "full_valid": full.valid,
+        "full_scatter": full.scatter,
+    }

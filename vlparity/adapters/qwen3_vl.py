@@ -13,16 +13,18 @@ import torch
 from torch import nn
 from transformers import vision_utils
 
-from vlparity.adapters.base import FamilyAdapter
+from vlparity.adapters.qwen2_vl import Qwen2_VLAdapter, full_attention_inputs
 from vlparity.errors import UnsupportedModelError
-from vlparity.export.vision_graph import DeepStackVisionGraph, segment_layout
+from vlparity.export.vision_graph import DeepStackVisionGraph
 from vlparity.vision_features import EMBEDDINGS, VisionFeatures, deepstack_name
 
 # How Qwen3VLVisionModel resamples its position table (its interpolation_mode / interpolation_align_corners).
 INTERPOLATION = {"mode": "bilinear", "align_corners": True}
 
 
-class Qwen3_VLAdapter(FamilyAdapter):
+class Qwen3_VLAdapter(Qwen2_VLAdapter):
+    """Qwen2-VL's attention layout (no windows) plus the learned position table and the DeepStack features."""
+
     model_type = "qwen3_vl"
 
     @property
@@ -59,17 +61,12 @@ class Qwen3_VLAdapter(FamilyAdapter):
         return [EMBEDDINGS, *(deepstack_name(level) for level in range(len(levels)))]
 
     def grid_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, torch.Tensor]:
-        merge = vision_config.spatial_merge_size
+        """Qwen2-VL's (every block attends within each image) plus the position table's bilinear taps and weights."""
         indices, weights = vision_utils.get_vision_interpolation_indices_and_weights(
             grid_thw, num_grid_per_side=math.isqrt(vision_config.num_position_embeddings),
-            spatial_merge_size=merge, **INTERPOLATION,
+            spatial_merge_size=vision_config.spatial_merge_size, **INTERPOLATION,
         )  # fmt: skip
-        return {
-            "position_ids": vision_utils.get_vision_position_ids(grid_thw, merge),
-            "cu_seqlens": vision_utils.get_vision_cu_seqlens(grid_thw),
-            "interp_indices": indices,
-            "interp_weights": weights,
-        }
+        return {**super().grid_inputs(grid_thw, vision_config), "interp_indices": indices, "interp_weights": weights}
 
     def export_graph(self, vision: nn.Module, attention: str = "segments") -> nn.Module:
         from transformers.models.qwen3_vl.modeling_qwen3_vl import apply_rotary_pos_emb_vision
@@ -78,12 +75,8 @@ class Qwen3_VLAdapter(FamilyAdapter):
 
     def export_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, np.ndarray]:
         grid = self.grid_inputs(grid_thw.cpu(), vision_config)
-        full = segment_layout(grid["cu_seqlens"])
         return {
-            "position_ids": grid["position_ids"].numpy().astype(np.int64),
-            "full_gather": full.gather,
-            "full_valid": full.valid,
-            "full_scatter": full.scatter,
+            **full_attention_inputs(grid),
             "interp_indices": grid["interp_indices"].numpy().astype(np.int64),
             "interp_weights": grid["interp_weights"].numpy().astype(np.float32),
         }
