@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from tests.checkpoints import build_qwen3_vl_checkpoint
 from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.bundle import BUNDLE_KIND, build_bundle
 from vlparity.bundle.builder import TEMPLATES_DIR
@@ -38,7 +39,7 @@ from vlparity.paths.awq import AwqOnnxPath
 from vlparity.paths.base import PathContext
 from vlparity.paths.onnx import OnnxPath
 
-FAMILIES = ["qwen2_5_vl", "qwen2_vl"]
+FAMILIES = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]  # qwen3_vl: the random-weight checkpoint of tests/checkpoints.py
 MAX_NEW_TOKENS = 16
 PIXEL_ATOL = 1e-6
 VISION_ONLY = {"numpy", "onnxruntime", "PIL"}
@@ -68,7 +69,8 @@ class Bundle:
 
 
 def fixture_context(family: str, cache_dir: Path) -> PathContext:
-    return PathContext(resolve_model(FIXTURES_DIR / family), torch.device("cpu"), torch.float32, cache_dir)
+    model = build_qwen3_vl_checkpoint(cache_dir) if family == "qwen3_vl" else FIXTURES_DIR / family
+    return PathContext(resolve_model(model), torch.device("cpu"), torch.float32, cache_dir)
 
 
 def run_script(script: Path, args: list[str], blocked: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
@@ -92,11 +94,11 @@ def run_language(bundle: Bundle, vision_out: Path | None, prompt: str, out: Path
     return json.loads(out.read_text())
 
 
-def preprocessing_mismatches(vision_out: Path, family: str, images: tuple[Path, ...]) -> list[str]:
+def preprocessing_mismatches(vision_out: Path, model_dir: Path, images: tuple[Path, ...]) -> list[str]:
     """What differs between the script's ``pixel_values``/grid and the HF processor's for the same image files."""
     from transformers import AutoImageProcessor
 
-    processor = AutoImageProcessor.from_pretrained(FIXTURES_DIR / family)
+    processor = AutoImageProcessor.from_pretrained(model_dir)
     expected = processor(images=[Image.open(path) for path in images], return_tensors="np")
     grid = np.asarray(json.loads((vision_out / "grid.json").read_text())["image_grid_thw"])
     pixels = np.load(vision_out / "pixel_values.npy")
@@ -204,7 +206,7 @@ def test_script_imports_only_its_runtime_and_the_stdlib(template: str, allowed: 
 
 
 def test_numpy_preprocessing_equals_the_processor(bundle: Bundle, every_image_output: Path) -> None:
-    assert preprocessing_mismatches(every_image_output, bundle.family, tuple(IMAGES)) == []
+    assert preprocessing_mismatches(every_image_output, bundle.context.source.directory, tuple(IMAGES)) == []
 
 
 @pytest.mark.parametrize(
@@ -224,7 +226,7 @@ def test_planted_preprocessing_fault_is_caught(
     (vision_dir / "preprocess.json").write_text(json.dumps(config))
     images = (IMAGES[1],)  # 640x480: downscaled, and large enough for the max_pixels fault to change the grid
     out = run_vision(vision_dir / "vision_inference.py", images, tmp_path / "out", "--save-inputs")
-    problems = preprocessing_mismatches(out, bundle.family, images)
+    problems = preprocessing_mismatches(out, bundle.context.source.directory, images)
     assert len(problems) == 1 and problems[0].startswith(reported), problems
 
 
@@ -237,14 +239,20 @@ def test_index_inputs_equal_the_adapters(bundle: Bundle, vision_config: object, 
         assert fed[name].dtype == array.dtype and np.array_equal(fed[name], array), name
 
 
-def test_embeddings_within_the_onnx_tolerance(bundle: Bundle, onnx_path: OnnxPath, every_image_output: Path) -> None:
+def test_every_vision_output_within_the_onnx_tolerance(
+    bundle: Bundle, onnx_path: OnnxPath, every_image_output: Path
+) -> None:
+    """The embeddings and, for Qwen3-VL, every DeepStack level the script writes."""
     tolerance = tolerance_for("onnx")
-    reference = np.concatenate(onnx_path.encode_images(Sample(tuple(IMAGES), FIRST_PROMPT)).embeddings)
-    candidate = np.load(every_image_output / "image_embeds.npy")
-    comparison = compare_tensors(reference, candidate, tolerance.vision_atol, tolerance.vision_rtol)
-    verdict = judge_vision(comparison, tolerance)
-    assert verdict.passed, verdict.reasons
-    assert comparison.rel_l2 <= tolerance.vision_max_rel_l2
+    outputs = onnx_path.encode_images(Sample(tuple(IMAGES), FIRST_PROMPT)).named()
+    written = ["image_embeds.npy", *json.loads((every_image_output / "grid.json").read_text())["deepstack"]]
+    assert written == [f"{name}.npy" for name in outputs]
+    for name, images in outputs.items():
+        candidate = np.load(every_image_output / f"{name}.npy")
+        comparison = compare_tensors(np.concatenate(images), candidate, tolerance.vision_atol, tolerance.vision_rtol)
+        verdict = judge_vision(comparison, tolerance)
+        assert verdict.passed, (name, verdict.reasons)
+        assert comparison.rel_l2 <= tolerance.vision_max_rel_l2, name
 
 
 grids = st.lists(st.tuples(st.integers(1, 24), st.integers(1, 24)), min_size=1, max_size=3)

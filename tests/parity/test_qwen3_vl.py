@@ -221,16 +221,6 @@ def test_an_external_export_with_two_levels_bound_swapped_fails_naming_them(
     assert "deepstack_0: " in out and "deepstack_1: " in out and "deepstack_2: " not in out
 
 
-def test_a_bundle_is_refused_naming_the_deepstack_outputs_it_cannot_carry_yet(
-    qwen3_session: ParitySession, tmp_path: Path
-) -> None:
-    from vlparity.bundle.builder import build_bundle
-
-    with pytest.raises(UnsupportedModelError, match="deepstack_0, deepstack_1, deepstack_2"):
-        build_bundle(qwen3_session.context, tmp_path / "bundle")
-    assert not (tmp_path / "bundle").exists()
-
-
 def test_the_awq_paths_quantize_the_lm_and_pass_with_every_deepstack_level(qwen3_session: ParitySession) -> None:
     pytest.importorskip("awq")
     session = ParitySession(dataclasses.replace(qwen3_session.settings, paths=("original", "awq", "awq+onnx")))

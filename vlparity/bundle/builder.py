@@ -21,7 +21,7 @@ from vlparity.bundle.readme import (
     render_readme,
     vision_requirements,
 )
-from vlparity.errors import UnsupportedModelError, UsageError
+from vlparity.errors import UsageError
 from vlparity.export.onnx_vision import MODEL_NAME, ExportSettings
 from vlparity.export.split import SPLIT_KIND, WEIGHTS_NAME, write_split
 from vlparity.manifest import MANIFEST_NAME, verify_manifest, write_artefact
@@ -60,13 +60,6 @@ def build_bundle(context: PathContext, output_dir: Path, *, quantize: bool = Fal
     """
     output_dir = Path(output_dir)
     check_output_dir(output_dir)
-    outputs = context.adapter.feature_outputs(context.source_config().vision_config)
-    if len(outputs) > 1:
-        raise UnsupportedModelError(
-            f"--model {context.source.reference}: a bundle's scripts hand the LM image_embeds only, and a "
-            f"{context.source.model_type} LM also needs {', '.join(outputs[1:])} (DeepStack); bundles of this family "
-            "are not written yet. Judge the model with `vlparity run` (every path carries the DeepStack features)."
-        )
     onnx_dir = build_onnx_vision(context, ExportSettings("fp32"))
     verify_manifest(onnx_dir, ONNX_KIND)
     language_dir, language_manifest = _language_source(context, quantize)

@@ -7,6 +7,7 @@ at bundle time, instead of producing embeddings from silently different pixels.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from vlparity.errors import UnsupportedModelError
@@ -52,6 +53,10 @@ def preprocess_config(image_processor: Any, vision_config: dict[str, Any], onnx_
             "patch_size": int(vision_config["patch_size"]),
             "windowed": windowed,
             "window_size": int(vision_config["window_size"]) if windowed else None,
+            # Qwen3-VL's learned position table (side × side entries), resampled per image by the script
+            "position_table_side": (
+                math.isqrt(int(vision_config["num_position_embeddings"])) if "interp_indices" in onnx_inputs else None
+            ),
         },
         "onnx_inputs": list(onnx_inputs),
     }

@@ -54,9 +54,10 @@ Built by vlparity from `{facts.source_model}`. Two halves that share nothing but
 
 - `vision/` — `vision.onnx`, `preprocess.json` and `{VISION_SCRIPT}`: needs only onnxruntime, numpy and Pillow.
   It reproduces the Hugging Face image processor in numpy (resize, normalisation, patchify, grid index inputs) and
-  writes `image_embeds.npy` and `grid.json`.
+  writes `image_embeds.npy` and `grid.json` (for a model with DeepStack, Qwen3-VL, also one `deepstack_<level>.npy`
+  per level: the LM adds them after its first decoder layers).
 - `language/` — the language model ({weights}), tokenizer, chat template and `{LANGUAGE_SCRIPT}`: needs only
-  torch and transformers. It reads the embeddings and a prompt and generates greedily.
+  torch and transformers. It reads the vision outputs and a prompt and generates greedily.
 
 `manifest.json` lists the sha256 of every file.
 

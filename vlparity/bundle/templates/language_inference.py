@@ -119,13 +119,30 @@ def prompt_inputs(
     }
 
 
-def read_vision_output(folder: Path) -> tuple[torch.Tensor, dict]:
-    embeds = torch.from_numpy(np.load(folder / "image_embeds.npy"))
+def read_vision_output(folder: Path) -> tuple[list[torch.Tensor], dict]:
+    """``[image_embeds, deepstack_0, …]`` (the DeepStack levels of a Qwen3-VL model; none otherwise) and grid.json."""
     grid = json.loads((folder / "grid.json").read_text())
-    if sum(grid["tokens_per_image"]) != embeds.shape[0]:
-        raise SystemExit(f"{folder}: grid.json announces {sum(grid['tokens_per_image'])} tokens, embeddings hold "
-                         f"{embeds.shape[0]}; both files must come from the same vision_inference.py run")  # fmt: skip
-    return embeds, grid
+    features = [torch.from_numpy(np.load(folder / name)) for name in ["image_embeds.npy", *grid.get("deepstack", [])]]
+    for name, feature in zip(["image_embeds.npy", *grid.get("deepstack", [])], features, strict=True):
+        if sum(grid["tokens_per_image"]) != feature.shape[0]:
+            raise SystemExit(
+                f"{folder}: grid.json announces {sum(grid['tokens_per_image'])} tokens, {name} holds "
+                f"{feature.shape[0]}; all files must come from the same vision_inference.py run"
+            )
+    return features, grid
+
+
+def encoder_outputs(features: list[torch.Tensor], tokens_per_image: list[int], config: object) -> dict:
+    """``mm_encoder_outputs`` for ``model.generate``: the image embeddings and, for a DeepStack model, every level."""
+    per_image = [tuple(torch.split(feature, tokens_per_image)) for feature in features]
+    levels = len(getattr(config.vision_config, "deepstack_visual_indexes", None) or [])
+    if len(per_image) - 1 != levels:
+        raise SystemExit(f"the vision output holds {len(per_image) - 1} DeepStack levels, the model takes {levels}")
+    if not levels:
+        return {"image": BaseModelOutputWithPooling(pooler_output=per_image[0])}
+    from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
+
+    return {"image": BaseModelOutputWithDeepstackFeatures(pooler_output=per_image[0], deepstack_features=per_image[1:])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,13 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         model = load_float_model(args.model_dir, device, args.attn_implementation)
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
 
-    embeds, grid = read_vision_output(args.vision_output) if args.vision_output else (None, {"tokens_per_image": []})
+    features, grid = read_vision_output(args.vision_output) if args.vision_output else ([], {"tokens_per_image": []})
     inputs: dict[str, object] = prompt_inputs(tokenizer, config.image_token_id, args.prompt, grid["tokens_per_image"])
     inputs = {key: value.to(device) for key, value in inputs.items()}
-    if embeds is not None:
+    if features:
         inputs["image_grid_thw"] = torch.tensor(grid["image_grid_thw"], dtype=torch.long, device=device)
-        per_image = tuple(torch.split(embeds.to(device), grid["tokens_per_image"]))
-        inputs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=per_image)}
+        features = [feature.to(device) for feature in features]
+        inputs["mm_encoder_outputs"] = encoder_outputs(features, grid["tokens_per_image"], config)
 
     prompt_ids = inputs["input_ids"]
     with torch.inference_mode():

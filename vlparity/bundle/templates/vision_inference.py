@@ -14,14 +14,15 @@ that the model was exported with, step by step, so that its ``pixel_values`` equ
 5. patchify into ``[patches, channels * temporal_patch_size * patch_size**2]`` in merge-block order.
 
 It then computes every grid-dependent index input of the exported graph (rotary position ids, per-image and
-per-window segment layouts, window order) and runs the model.
+per-window segment layouts, window order, the learned position table's bilinear taps) and runs the model.
 
 Usage::
 
     python vision_inference.py --image a.png [--image b.png] --output-dir out/
 
-Writes ``out/image_embeds.npy`` (float32 ``[tokens, hidden]``, all images in order) and ``out/grid.json``
-(``image_grid_thw``, ``merge_size`` and the token count of each image), which ``language_inference.py`` reads.
+Writes ``out/image_embeds.npy`` (float32 ``[tokens, hidden]``, all images in order), for a model with DeepStack
+(Qwen3-VL) one ``out/deepstack_<level>.npy`` per level (same layout), and ``out/grid.json`` (``image_grid_thw``,
+``merge_size``, the token count of each image, the DeepStack files), which ``language_inference.py`` reads.
 ``--save-inputs`` also writes ``pixel_values.npy`` and ``onnx_inputs.npz`` (every array fed to the model).
 """
 
@@ -273,6 +274,28 @@ def segment_layout(cu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return gather, valid, scatter
 
 
+def position_table_taps(grid_thw: np.ndarray, merge: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices [patches, 4], weights [patches, 4])``: each patch's bilinear taps into a ``side × side`` learned
+    position table resampled to its image's grid with ``align_corners=True`` (Qwen3-VL), in merge-block order."""
+    positions = position_ids(grid_thw, merge)
+    counts = grid_thw.prod(axis=-1)
+    heights, widths = np.repeat(grid_thw[:, 1], counts), np.repeat(grid_thw[:, 2], counts)
+
+    def axis(index: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        src = index.astype(np.float32) * np.float32(side - 1) / np.maximum(size - 1, 1).astype(np.float32)
+        floor = np.floor(src)
+        offsets = np.arange(2)
+        taps = np.clip(floor.astype(np.int64)[:, None] + offsets, 0, side - 1)
+        weights = np.clip(1 - np.abs(src[:, None] - floor[:, None] - offsets.astype(np.float32)), 0, None)
+        return taps, weights.astype(np.float32)
+
+    row_taps, row_weights = axis(positions[:, 0], heights)
+    col_taps, col_weights = axis(positions[:, 1], widths)
+    indices = (row_taps[:, :, None] * side + col_taps[:, None, :]).reshape(-1, 4)
+    weights = (row_weights[:, :, None] * col_weights[:, None, :]).reshape(-1, 4)
+    return indices.astype(np.int64), weights.astype(np.float32)
+
+
 def graph_inputs(pixel_values: np.ndarray, grid_thw: np.ndarray, config: dict) -> dict[str, np.ndarray]:
     """Every input of the exported graph: ``pixel_values`` and the index arrays computed from the grid."""
     vision = config["vision"]
@@ -284,6 +307,9 @@ def graph_inputs(pixel_values: np.ndarray, grid_thw: np.ndarray, config: dict) -
         "full_valid": full_valid,
         "full_scatter": full_scatter,
     }
+    if vision.get("position_table_side"):
+        taps = position_table_taps(grid_thw, vision["spatial_merge_size"], vision["position_table_side"])
+        inputs.update(interp_indices=taps[0], interp_weights=taps[1])
     if vision["windowed"]:
         order, cu_windows = window_index(
             grid_thw, vision["spatial_merge_size"], vision["window_size"], vision["patch_size"]
@@ -309,14 +335,17 @@ def load_config(path: Path) -> dict:
     return config
 
 
-def encode(session: onnxruntime.InferenceSession, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Run the graph on exactly the inputs it declares; a missing one is an error naming it."""
+def encode(session: onnxruntime.InferenceSession, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the graph on exactly the inputs it declares (a missing one is an error naming it); return what the LM
+    takes: ``image_embeds`` and, for a model with DeepStack (Qwen3-VL), every ``deepstack_<level>``."""
     names = [node.name for node in session.get_inputs()]
     missing = [name for name in names if name not in inputs]
     if missing:
         raise SystemExit(f"{MODEL_NAME} needs inputs this script does not compute: {missing}")
-    (embeds,) = session.run(["image_embeds"], {name: inputs[name] for name in names})
-    return np.asarray(embeds, dtype=np.float32)
+    levels = [node.name for node in session.get_outputs() if node.name.startswith("deepstack_")]
+    outputs = ["image_embeds", *sorted(levels, key=lambda name: int(name.removeprefix("deepstack_")))]
+    arrays = session.run(outputs, {name: inputs[name] for name in names})
+    return {name: np.asarray(array, dtype=np.float32) for name, array in zip(outputs, arrays, strict=True)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,16 +363,19 @@ def main(argv: list[str] | None = None) -> int:
     pixel_values, grid_thw = preprocess([load_rgb(path) for path in args.image], config)
     inputs = graph_inputs(pixel_values, grid_thw, config)
     session = onnxruntime.InferenceSession(str(args.model_dir / MODEL_NAME), providers=["CPUExecutionProvider"])
-    embeds = encode(session, inputs)
+    features = encode(session, inputs)
+    embeds = features["image_embeds"]
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    np.save(args.output_dir / "image_embeds.npy", embeds)
+    for name, array in features.items():
+        np.save(args.output_dir / f"{name}.npy", array)
     merge = config["merge_size"]
     grid = {
         "images": [str(path) for path in args.image],
         "image_grid_thw": grid_thw.tolist(),
         "merge_size": merge,
         "tokens_per_image": (grid_thw.prod(axis=-1) // merge**2).tolist(),
+        "deepstack": [f"{name}.npy" for name in features if name != "image_embeds"],
     }
     (args.output_dir / "grid.json").write_text(json.dumps(grid, indent=2) + "\n")
     if args.save_inputs:
