@@ -183,9 +183,7 @@ class ParitySession:
             qdq_exclude=self.settings.qdq_exclude,
         )
         # fail fast on an unsupported architecture or a vision configuration the family's own code cannot run
-        self.context.adapter.check_vision_config(
-            self.context.source.config["vision_config"], self.context.source.reference
-        )
+        self.context.adapter.check_config(self.context.source.config, self.context.source.reference)
         if self.context.static_shape is not None:  # before any model loads: a size the processor changes is refused
             from transformers import AutoImageProcessor
 

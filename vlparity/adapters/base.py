@@ -41,6 +41,11 @@ class FamilyAdapter(ABC):
     def detach_vision_tower(self, model: nn.Module, replacement: nn.Module) -> None:
         model.model.visual = replacement
 
+    def check_config(self, config: dict[str, Any], source: str) -> None:
+        """Refuse, before any model work, a config.json this family's own code cannot run (or would run silently
+        wrong): raise UnsupportedModelError (one line) naming the field and the remedy."""
+        self.check_vision_config(config["vision_config"], source)
+
     def check_vision_config(self, vision_config: dict[str, Any], source: str) -> None:
         """Refuse, before any model work, a vision configuration this family's own code cannot run: raise
         UnsupportedModelError (one line) naming the field and the remedy."""

@@ -39,6 +39,19 @@ class Qwen3_VLAdapter(Qwen2_VLAdapter):
 
         return Qwen3VLVisionModel
 
+    def check_config(self, config: dict[str, Any], source: str) -> None:
+        """Also: the LM adds DeepStack level k after its decoder layer k, for as many levels as it has layers; the
+        levels beyond its last layer would be dropped without a word (transformers' own forward)."""
+        super().check_config(config, source)
+        levels = len(config["vision_config"].get("deepstack_visual_indexes", []))
+        layers = config.get("text_config", {}).get("num_hidden_layers")
+        if isinstance(layers, int) and layers < levels:
+            raise UnsupportedModelError(
+                f"{source}: text_config.num_hidden_layers is {layers}, fewer than the {levels} DeepStack levels "
+                "(vision_config.deepstack_visual_indexes); the LM adds level k after its layer k, so the last "
+                f"{levels - layers} would never reach it. Fix config.json."
+            )
+
     def check_vision_config(self, vision_config: dict[str, Any], source: str) -> None:
         """The position table must be square, and every DeepStack level must tap an existing block."""
         super().check_vision_config(vision_config, source)
