@@ -101,12 +101,13 @@ def processor_config(structure: Structure) -> dict[str, Any]:
 
 # Qwen3-VL at the fixtures' widths, from the published Qwen3-VL-2B/4B configuration's structure: patch 16 with a
 # learned 8×8 position table (48×48 published), gelu_pytorch_tanh, no windows, three DeepStack levels (published: blocks
-# 5, 11, 17 of 24) feeding LM layers 0-2, interleaved MRoPE (published mrope_section [24, 20, 20] for head_dim 128),
-# q/k norms, tied embeddings (2B/4B); the tokenizer and chat template are the Qwen2.5-VL fixture's.
+# 5, 11, 17 of 24) added after LM layers 0-2 of 4 (a level added after the last layer would reach no text token),
+# interleaved MRoPE (published mrope_section [24, 20, 20] for head_dim 128), q/k norms, tied embeddings (2B/4B); the
+# tokenizer and chat template are the Qwen2.5-VL fixture's.
 QWEN3_VL_TOKENS_FROM = "qwen2_5_vl"
 
 
-def qwen3_vl_config(tied: bool = True, deepstack: tuple[int, ...] = (0, 1, 2), lm_layers: int = 3) -> dict[str, Any]:
+def qwen3_vl_config(tied: bool = True, deepstack: tuple[int, ...] = (0, 1, 2), lm_layers: int = 4) -> dict[str, Any]:
     tokens = json.loads((FIXTURES_DIR / QWEN3_VL_TOKENS_FROM / "config.json").read_text())
     return {
         "architectures": ["Qwen3VLForConditionalGeneration"],

@@ -273,8 +273,8 @@ class ParitySession:
             check = "vision" if output == EMBEDDINGS else "deepstack"
             cand_images = candidate.get(output)
             if cand_images is None or len(cand_images) != len(ref_images):
-                found = "missing" if cand_images is None else f"{len(cand_images)} images"
-                reason = f"{output}: {found}, the reference has {len(ref_images)} images"
+                found = "missing" if cand_images is None else f"{len(cand_images)} image(s)"
+                reason = f"{output}: {found}; the reference has it for {len(ref_images)} image(s)"
                 results.append(CheckResult(name, check, sample.sample_id, None, False, (reason,), {},
                                            {"output": output}))  # fmt: skip
                 continue

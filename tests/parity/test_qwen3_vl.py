@@ -168,13 +168,13 @@ def test_a_config_the_tower_cannot_run_is_refused_naming_the_field(field: str, v
 def test_an_lm_with_fewer_layers_than_deepstack_levels_is_refused(
     qwen3_session: ParitySession, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """transformers would drop the levels beyond the LM's last layer without a word."""
-    model = build_qwen3_vl_checkpoint(qwen3_session.settings.cache_dir, lm_layers=2)
+    """transformers adds level k after LM layer k: with 3 layers, level 2 lands after the last and reaches no token."""
+    model = build_qwen3_vl_checkpoint(qwen3_session.settings.cache_dir, lm_layers=3)
     code = cli.main(["run", "--model", str(model), "--image", str(IMAGES[3]), "--device", "cpu",
                      "--output-dir", str(qwen3_session.settings.cache_dir)])  # fmt: skip
     err = capsys.readouterr().err
     assert code == cli.EXIT_USAGE, err
-    assert "text_config.num_hidden_layers is 2, fewer than the 3 DeepStack levels" in err and "Traceback" not in err
+    assert "text_config.num_hidden_layers is 3 for 3 DeepStack levels" in err and "Traceback" not in err
 
 
 def test_the_lm_is_never_fed_embeddings_without_their_deepstack_levels() -> None:

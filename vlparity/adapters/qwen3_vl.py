@@ -40,16 +40,18 @@ class Qwen3_VLAdapter(Qwen2_VLAdapter):
         return Qwen3VLVisionModel
 
     def check_config(self, config: dict[str, Any], source: str) -> None:
-        """Also: the LM adds DeepStack level k after its decoder layer k, for as many levels as it has layers; the
-        levels beyond its last layer would be dropped without a word (transformers' own forward)."""
+        """Also: the LM adds DeepStack level k to the image positions after its decoder layer k (transformers' own
+        forward); a level added after its last layer reaches no text token, and levels beyond it are dropped, both
+        without a word. So the LM needs more layers than there are levels (the published ones: 28-36 for 3)."""
         super().check_config(config, source)
         levels = len(config["vision_config"].get("deepstack_visual_indexes", []))
         layers = config.get("text_config", {}).get("num_hidden_layers")
-        if isinstance(layers, int) and layers < levels:
+        if isinstance(layers, int) and levels and layers <= levels:
             raise UnsupportedModelError(
-                f"{source}: text_config.num_hidden_layers is {layers}, fewer than the {levels} DeepStack levels "
-                "(vision_config.deepstack_visual_indexes); the LM adds level k after its layer k, so the last "
-                f"{levels - layers} would never reach it. Fix config.json."
+                f"{source}: text_config.num_hidden_layers is {layers} for {levels} DeepStack levels "
+                "(vision_config.deepstack_visual_indexes); the LM adds level k after its layer k, so level "
+                f"{layers - 1} and beyond would never reach a text token. The LM needs more layers than levels; "
+                "fix config.json."
             )
 
     def check_vision_config(self, vision_config: dict[str, Any], source: str) -> None:
