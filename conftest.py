@@ -6,6 +6,7 @@ The vlparity plugin itself loads through its pytest11 entry point.
 --hypothesis-profile=nightly  many more examples, random seeds
 --perf-size=tiny|real         benchmark model size (tests/perf)
 --perf-threads=N              torch and ONNX Runtime intra-op threads in tests/perf (0: their defaults, all cores)
+--perf-family=F               the real profile's family: qwen2_5_vl (3B dims, default) or qwen3_vl (2B dims)
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=["tiny", "real"],
         default="tiny",
         help="tiny: the bundled fixtures (CI); real: Qwen2.5-VL-3B vision dims + LM slice, random weights (minutes)",
+    )
+    parser.getgroup("vlparity perf").addoption(
+        "--perf-family",
+        choices=["qwen2_5_vl", "qwen3_vl"],
+        default="qwen2_5_vl",
+        help="--perf-size real: Qwen2.5-VL-3B (default) or Qwen3-VL-2B published dimensions, random weights",
     )
     parser.getgroup("vlparity perf").addoption(
         "--perf-threads",

@@ -27,6 +27,7 @@ import torch
 from vlparity.hashing import digest_of
 from vlparity.manifest import write_artefact
 from vlparity.model_source import FIXTURES_DIR
+from vlparity.perf.real_size import QWEN3_VL_TOKENS_FROM, qwen3_vl_config, qwen3_vl_processor
 
 CHECKPOINT_KIND = "conformance-checkpoint"
 # The dimensions of transformers' own test suite (Qwen2_5_VLVisionText2TextModelTester): a new user's first small
@@ -96,77 +97,6 @@ def processor_config(structure: Structure) -> dict[str, Any]:
     processor = json.loads((FIXTURES_DIR / structure.family / "processor_config.json").read_text())
     for part in ("image_processor", "video_processor"):
         processor[part]["merge_size"] = structure.merge_size
-    return processor
-
-
-# Qwen3-VL at the fixtures' widths, from the published Qwen3-VL-2B/4B configuration's structure: patch 16 with a
-# learned 8×8 position table (48×48 published), gelu_pytorch_tanh, no windows, three DeepStack levels (published: blocks
-# 5, 11, 17 of 24) added after LM layers 0-2 of 4 (a level added after the last layer would reach no text token),
-# interleaved MRoPE (published mrope_section [24, 20, 20] for head_dim 128), q/k norms, tied embeddings (2B/4B); the
-# tokenizer and chat template are the Qwen2.5-VL fixture's.
-QWEN3_VL_TOKENS_FROM = "qwen2_5_vl"
-
-
-def qwen3_vl_config(tied: bool = True, deepstack: tuple[int, ...] = (0, 1, 2), lm_layers: int = 4) -> dict[str, Any]:
-    tokens = json.loads((FIXTURES_DIR / QWEN3_VL_TOKENS_FROM / "config.json").read_text())
-    return {
-        "architectures": ["Qwen3VLForConditionalGeneration"],
-        "model_type": "qwen3_vl",
-        "dtype": "float32",
-        **{
-            key: tokens[key]
-            for key in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
-        },
-        "tie_word_embeddings": tied,
-        "text_config": {
-            "model_type": "qwen3_vl_text",
-            "vocab_size": tokens["text_config"]["vocab_size"],
-            "hidden_size": 128,
-            "intermediate_size": 256,
-            "num_hidden_layers": lm_layers,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 32,
-            "hidden_act": "silu",
-            "max_position_embeddings": 4096,
-            "rms_norm_eps": 1e-6,
-            "bos_token_id": 0,
-            "eos_token_id": 2,
-            "tie_word_embeddings": tied,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 5000000.0,
-                "mrope_section": [6, 5, 5],
-                "mrope_interleaved": True,
-            },
-        },
-        "vision_config": {
-            "model_type": "qwen3_vl",
-            "depth": 4,
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_heads": 4,
-            "out_hidden_size": 128,
-            "hidden_act": "gelu_pytorch_tanh",
-            "in_channels": 3,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "num_position_embeddings": 64,
-            "deepstack_visual_indexes": list(deepstack),
-            "initializer_range": 0.02,
-        },
-    }
-
-
-def qwen3_vl_processor() -> dict[str, Any]:
-    """The fixture processor as Qwen3-VL publishes it: 16-pixel patches, mean and std 0.5 (the class defaults are
-    Qwen2-VL's 14 and CLIP's statistics, which would mis-shape every patch)."""
-    processor = json.loads((FIXTURES_DIR / QWEN3_VL_TOKENS_FROM / "processor_config.json").read_text())
-    for part in ("image_processor", "video_processor"):
-        processor[part].update(patch_size=16, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
-    processor["video_processor"]["video_processor_type"] = "Qwen3VLVideoProcessor"
-    processor["processor_class"] = "Qwen3VLProcessor"
     return processor
 
 

@@ -85,7 +85,8 @@ def perf_context(request: pytest.FixtureRequest, perf_size: str) -> PathContext:
     from vlparity.devices import resolve_device
 
     settings = settings_from_config(request.config)
-    model = build_real_size_model(settings.cache_dir) if perf_size == "real" else settings.model
+    family = request.config.getoption("perf_family")
+    model = build_real_size_model(settings.cache_dir, family=family) if perf_size == "real" else settings.model
     threads = request.config.getoption("perf_threads")
     if threads:
         torch.set_num_threads(threads)

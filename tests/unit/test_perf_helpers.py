@@ -102,3 +102,36 @@ def test_the_real_size_model_ties_its_embeddings_like_the_published_3b(tmp_path)
     with torch.device("meta"):
         model = Qwen2_5_VLForConditionalGeneration(AutoConfig.from_pretrained(tmp_path))
     assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
+
+
+def test_the_real_size_qwen3_vl_2b_has_the_published_structure(tmp_path) -> None:
+    """Tied embeddings, DeepStack at blocks 5, 11, 17 through their own mergers, a 48×48 position table; the adapter
+    accepts it, its DeepStack graph builds, and the FLOP count includes the DeepStack mergers at merged tokens."""
+    from transformers import Qwen3VLForConditionalGeneration
+
+    from vlparity.adapters import adapter_for
+    from vlparity.perf.flops import vision_flops
+
+    config = real_size_config("qwen3_vl")
+    adapter = adapter_for("qwen3_vl")
+    adapter.check_config(config, "real-size")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with torch.device("meta"):
+        model = Qwen3VLForConditionalGeneration(AutoConfig.from_pretrained(tmp_path))
+    vision = model.model.visual
+    assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
+    assert list(vision.deepstack_visual_indexes) == [5, 11, 17] and len(vision.deepstack_merger_list) == 3
+    assert vision.pos_embed.weight.shape == (2304, 1024) and len(vision.blocks) == 24
+    assert adapter.export_graph(vision).output_names()[:4] == ["image_embeds", "deepstack_0", "deepstack_1",
+                                                                  "deepstack_2"]  # fmt: skip
+    patches = 28 * 28  # a 448×448 image at patch 16
+    merged = patches // 4
+
+    def linear_flops(module: torch.nn.Module, tokens: int) -> float:
+        linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        return sum(2.0 * tokens * m.in_features * m.out_features for m in linears)
+
+    conv = 2.0 * patches * vision.patch_embed.proj.weight[0].numel() * vision.patch_embed.proj.out_channels
+    expected = (linear_flops(vision.blocks, patches) + linear_flops(vision.merger, merged)
+                + linear_flops(vision.deepstack_merger_list, merged) + conv)  # fmt: skip
+    assert vision_flops(vision, adapter, torch.tensor([[1, 28, 28]])).linear == pytest.approx(expected)
