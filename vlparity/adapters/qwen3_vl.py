@@ -72,8 +72,8 @@ class Qwen3_VLAdapter(Qwen2_VLAdapter):
             )
 
     def feature_outputs(self, vision_config: Any) -> list[str]:
-        levels = _get(vision_config, "deepstack_visual_indexes")
-        return [EMBEDDINGS, *(deepstack_name(level) for level in range(len(levels)))]
+        levels = len(vision_config.deepstack_visual_indexes)
+        return [EMBEDDINGS, *(deepstack_name(level) for level in range(levels))]
 
     def grid_inputs(self, grid_thw: torch.Tensor, vision_config: Any) -> dict[str, torch.Tensor]:
         """Qwen2-VL's (every block attends within each image) plus the position table's bilinear taps and weights."""
@@ -109,8 +109,3 @@ class Qwen3_VLAdapter(Qwen2_VLAdapter):
                 deepstack_features=[tuple(level) for level in features.deepstack],
             )
         }
-
-
-def _get(config: Any, key: str) -> Any:
-    """A field of a config object or of its config.json dict."""
-    return config[key] if isinstance(config, dict) else getattr(config, key)
