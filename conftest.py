@@ -6,7 +6,7 @@ The vlparity plugin itself loads through its pytest11 entry point.
 --hypothesis-profile=nightly  many more examples, random seeds
 --perf-size=tiny|real         benchmark model size (tests/perf)
 --perf-threads=N              torch and ONNX Runtime intra-op threads in tests/perf (0: their defaults, all cores)
---perf-family=F               the real profile's family: qwen2_5_vl (3B dims, default) or qwen3_vl (2B dims)
+--perf-family=F               the real profile's family: qwen2_5_vl (3B dims, default), qwen3_vl (2B), qwen3_vl_4b
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.getgroup("vlparity perf").addoption(
         "--perf-family",
-        choices=["qwen2_5_vl", "qwen3_vl"],
+        choices=["qwen2_5_vl", "qwen3_vl", "qwen3_vl_4b"],
         default="qwen2_5_vl",
-        help="--perf-size real: Qwen2.5-VL-3B (default) or Qwen3-VL-2B published dimensions, random weights",
+        help="--perf-size real: Qwen2.5-VL-3B (default), Qwen3-VL-2B or -4B published dimensions, random weights",
     )
     parser.getgroup("vlparity perf").addoption(
         "--perf-threads",

@@ -104,15 +104,17 @@ def test_the_real_size_model_ties_its_embeddings_like_the_published_3b(tmp_path)
     assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
 
 
-def test_the_real_size_qwen3_vl_2b_has_the_published_structure(tmp_path) -> None:
-    """Tied embeddings, DeepStack at blocks 5, 11, 17 through their own mergers, a 48×48 position table; the adapter
-    accepts it, its DeepStack graph builds, and the FLOP count includes the DeepStack mergers at merged tokens."""
+@pytest.mark.parametrize(("family", "width"), [("qwen3_vl", 2048), ("qwen3_vl_4b", 2560)])
+def test_the_real_size_qwen3_vl_has_the_published_structure(tmp_path, family: str, width: int) -> None:
+    """2B and 4B: tied embeddings, DeepStack at blocks 5, 11, 17 through their own mergers to the LM's width, a 48×48
+    position table; the adapter accepts it, its DeepStack graph builds, and the FLOP count includes the DeepStack
+    mergers at merged tokens."""
     from transformers import Qwen3VLForConditionalGeneration
 
     from vlparity.adapters import adapter_for
     from vlparity.perf.flops import vision_flops
 
-    config = real_size_config("qwen3_vl")
+    config = real_size_config(family)
     adapter = adapter_for("qwen3_vl")
     adapter.check_config(config, "real-size")
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -122,6 +124,8 @@ def test_the_real_size_qwen3_vl_2b_has_the_published_structure(tmp_path) -> None
     assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
     assert list(vision.deepstack_visual_indexes) == [5, 11, 17] and len(vision.deepstack_merger_list) == 3
     assert vision.pos_embed.weight.shape == (2304, 1024) and len(vision.blocks) == 24
+    assert model.config.text_config.hidden_size == width
+    assert all(m.linear_fc2.out_features == width for m in (vision.merger, *vision.deepstack_merger_list))
     assert adapter.export_graph(vision).output_names()[:4] == ["image_embeds", "deepstack_0", "deepstack_1",
                                                                   "deepstack_2"]  # fmt: skip
     patches = 28 * 28  # a 448×448 image at patch 16

@@ -1,9 +1,10 @@
 """A real-size model for the ``--perf-size real`` benchmarks, built offline with random weights.
 
 The vision tower has the published dimensions of Qwen2.5-VL-3B-Instruct (669 M parameters) or, with ``--perf-family
-qwen3_vl``, of Qwen3-VL-2B-Instruct (24 blocks of 1024, DeepStack at blocks 5, 11, 17, a 48×48 learned position
-table); the language model is a slice of that model's LM (its layer width, the first ``LM_LAYERS`` layers, its tied
-word embeddings) over the fixture's small tokenizer, so it fits 24 GiB and runs in minutes. Random weights are fine
+qwen3_vl`` / ``qwen3_vl_4b``, of Qwen3-VL-2B / 4B-Instruct (24 blocks of 1024, DeepStack at blocks 5, 11, 17, a 48×48
+learned position table, merged to 2048 / 2560); the language model is a slice of that model's LM (its layer width,
+the first ``LM_LAYERS`` layers, its tied word embeddings) over the fixture's small tokenizer, so it fits 24 GiB and
+runs in minutes. Random weights are fine
 for speed and memory; parity figures on it are only indicative.
 """
 
@@ -76,15 +77,29 @@ QWEN3_VL_2B_TEXT = {
         "mrope_interleaved": True,
     },
 }
+# Qwen/Qwen3-VL-4B-Instruct: the same tower, merged to the 4B LM's width (also from two public copies of config.json)
+QWEN3_VL_4B_VISION = {**QWEN3_VL_2B_VISION, "out_hidden_size": 2560}
+QWEN3_VL_4B_TEXT = {
+    **QWEN3_VL_2B_TEXT,
+    "hidden_size": 2560,
+    "intermediate_size": 9728,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+}
+QWEN3_VL_SIZES = {
+    "qwen3_vl": (QWEN3_VL_2B_VISION, QWEN3_VL_2B_TEXT),
+    "qwen3_vl_4b": (QWEN3_VL_4B_VISION, QWEN3_VL_4B_TEXT),
+}
 QWEN3_VL_TOKENS_FROM = "qwen2_5_vl"  # the small Qwen3-VL configs borrow this fixture's tokenizer and chat template
 MAX_PIXELS = 12845056  # the published processor's longest_edge: 896×896 images must not be downscaled
 
 
 def real_size_config(family: str = "qwen2_5_vl") -> dict[str, Any]:
-    if family == "qwen3_vl":
+    if family in QWEN3_VL_SIZES:
+        vision, text = QWEN3_VL_SIZES[family]
         config = qwen3_vl_config()
-        config["vision_config"].update(QWEN3_VL_2B_VISION)
-        config["text_config"].update(QWEN3_VL_2B_TEXT)
+        config["vision_config"].update(vision)
+        config["text_config"].update(text)
         return config
     config = json.loads((FIXTURES_DIR / "qwen2_5_vl" / "config.json").read_text())
     config["vision_config"].update(QWEN2_5_VL_3B_VISION)
@@ -179,7 +194,7 @@ def build_real_size_model(cache_dir: Path, seed: int = 0, family: str = "qwen2_5
             if item.suffix in (".json", ".jinja") and item.name not in ("config.json", "manifest.json"):
                 shutil.copy2(item, tmp / item.name)
         processor_path = tmp / "processor_config.json"
-        if family == "qwen3_vl":
+        if family in QWEN3_VL_SIZES:
             processor_path.write_text(json.dumps(qwen3_vl_processor(), indent=2))
         processor = json.loads(processor_path.read_text())
         for part in ("image_processor", "video_processor"):
