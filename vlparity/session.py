@@ -329,7 +329,10 @@ class ParitySession:
         diagnosis: dict[str, Any] = {"preprocessing_max_abs_err": compare_tensors(*pixels, 0.0, 0.0).max_abs_err}
         if hasattr(candidate, "vision_block_outputs"):
             pairs = zip(reference.vision_block_outputs(sample), candidate.vision_block_outputs(sample), strict=True)
-            comparisons = [compare_tensors(r, c, tolerance.vision_atol, tolerance.vision_rtol) for r, c in pairs]
+            # scale-free (cosine, rel L2): the absolute limit is in units of the output embeddings, and a trained
+            # tower's hidden states are larger (on the easy-VQA-trained fixtures ONNX Runtime's genuine block 1 failed
+            # it, and a fault after the last block was blamed on block 1)
+            comparisons = [compare_tensors(r, c, math.inf, 0.0) for r, c in pairs]
             block = first_failing(comparisons, tolerance)
             diagnosis["first_diverging_block"] = block
             diagnosis["block_max_abs_err"] = [c.max_abs_err for c in comparisons]

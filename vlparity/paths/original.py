@@ -10,7 +10,7 @@ from torch import nn
 
 from vlparity.errors import ModelWeightsError
 from vlparity.inputs import Sample
-from vlparity.paths.base import PathContext, PathRunner, capture_block_outputs
+from vlparity.paths.base import PathContext, PathRunner, capture_block_outputs, realign_parameters
 from vlparity.vision_features import VisionFeatures
 
 
@@ -36,7 +36,7 @@ def load_source_model(context: PathContext, dtype: torch.dtype, device_map: str 
             f"{'; '.join(filter(None, problems))}. The weights and config.json come from different models or the files "
             "are damaged; download the checkpoint again."
         )
-    return model.eval()
+    return realign_parameters(model).eval()
 
 
 def load_original(context: PathContext) -> tuple[nn.Module, Any]:

@@ -21,7 +21,7 @@ from vlparity.export.split import SPLIT_KIND, WEIGHTS_NAME, tied_weight_targets,
 from vlparity.hashing import digest_of
 from vlparity.inputs import Sample
 from vlparity.manifest import library_versions, verify_manifest
-from vlparity.paths.base import PathContext, PathRunner, capture_block_outputs, check_source
+from vlparity.paths.base import PathContext, PathRunner, capture_block_outputs, check_source, realign_parameters
 from vlparity.paths.original import load_original
 from vlparity.vision_features import VisionFeatures
 
@@ -45,7 +45,7 @@ def load_vision_tower(adapter: FamilyAdapter, vision_dir: Path, context: PathCon
     vision = adapter.vision_class.from_pretrained(
         vision_dir, dtype=context.dtype, attn_implementation=attn, trust_remote_code=context.trust_remote_code
     )
-    return vision.to(context.device).eval()
+    return realign_parameters(vision).to(context.device).eval()
 
 
 def load_language_model(adapter: FamilyAdapter, language_dir: Path, context: PathContext, attn: str) -> nn.Module:
