@@ -390,7 +390,7 @@ FAULTS = [
     ),
     Fault(
         "awq-scale-corrupted", "AWQ safetensors: layer-0 down_proj scales ×3 (Qwen2-VL ×30)", "awq", _awq_scales,
-        ("tokens: quantization error:",), where="largest hidden-state error growth at decoder layer 0",
+        ("tokens: weight error:", "layer 0"), where="largest hidden-state error growth at decoder layer 0",
         needs_awq=True,
     ),
     Fault(
@@ -400,10 +400,10 @@ FAULTS = [
         ("tokens: ", "NaN/Inf"), where="first diverging decoder layer: 1 (non-finite values",
     ),
     Fault(
-        "lm-mlp-sign-flip", "split LM safetensors: layer-1 mlp.down_proj × −1 (changes every answer)", "split",
+        "lm-mlp-sign-flip", "split LM safetensors: layer-1 mlp.down_proj × −1 (changes easy-VQA answers)", "split",
         lambda b, c: _split_copy(b, c, "language", lambda d: edit_tensor(
             d / "model.safetensors", in_layer(1, "mlp.down_proj"), scale(-1.0))),
-        ("tokens: ", "tokens differ"), where="first diverging decoder layer: 1",
+        ("tokens: ", "teacher-forced KL"), where="first diverging decoder layer: 1",
     ),
     Fault(
         "nan-in-vision-weight", "split vision safetensors: one block-1 MLP weight = NaN", "split",

@@ -1,6 +1,6 @@
 """Task accuracy (issue #15): every candidate path answers an eval set's questions and must not lose more than its
 ``max_accuracy_drop`` against original; a planted fault that changes answers fails that key while the genuine artefact
-passes. Default: the fixed subset ``easy-vqa[:40]`` (tests/parity/conftest.py); nightly, every test question:
+passes. Default: the fixed subset ``easy-vqa[:200]`` (tests/parity/conftest.py); nightly, every test question:
 
     pytest tests/parity -k accuracy --vlparity-eval-set easy-vqa
 

@@ -309,9 +309,10 @@ def test_a_split_with_a_wrongly_shaped_tensor_is_refused_naming_it(
 ) -> None:
     weights = split_copy / "language" / "model.safetensors"
     tensors = load_file(weights)
-    tensors["lm_head.weight"] = tensors["lm_head.weight"][:-1].clone()
+    name = "model.language_model.layers.0.mlp.down_proj.weight"
+    tensors[name] = tensors[name][:-1].clone()
     save_file(tensors, weights)
-    with pytest.raises(ArtefactContractError, match=r"lm_head.weight \[511, 128\] \(expected \[512, 128\]\)"):
+    with pytest.raises(ArtefactContractError, match=rf"{name} \[127, 256\] \(expected \[128, 256\]\)"):
         check_split_dir(split_copy, genuine_split[0])
 
 
