@@ -173,7 +173,7 @@ def test_cuda_peaks_get_their_own_memory_chart() -> None:
 def test_the_summary_shows_each_judged_figure_with_its_limit() -> None:
     page = render_html(hesitating_awq_report())
     assert "<th>KL/limit</th>" in page
-    assert ">0.0008/0.01 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)</td>" in page
+    assert ">0.0008/0.6 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)</td>" in page
 
 
 def test_a_degenerate_reference_gets_a_warnings_section() -> None:

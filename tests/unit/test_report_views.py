@@ -42,14 +42,14 @@ def test_overall_is_none_when_no_check_ran() -> None:
 def test_kl_shows_the_settled_figure_it_was_judged_on_next_to_its_limit() -> None:
     report = hesitating_awq_report()
     kl = next(gate for gate in token_gates(report, report.paths["awq"]) if gate.label == "KL")
-    assert str(kl) == "KL 0.0008/0.01 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)"
+    assert str(kl) == "KL 0.0008/0.6 (settled steps, p ≥ 0.9, 1 ambiguous; all steps 0.0405)"
 
 
 def test_every_gated_figure_has_its_limit() -> None:
     report = hesitating_awq_report()
     tokens = [str(gate) for gate in token_gates(report, report.paths["awq"])]
     assert tokens[0] == "exact yes (rule top-5)" and "top1 1/0.9 (settled steps)" in tokens
-    assert tokens[-2:] == ["kernel |Δlogit| 0.005/0.02", "weight rel L2 0.19/0.35"]
+    assert tokens[-2:] == ["kernel |Δlogit| 0.005/0.05", "weight rel L2 0.19/0.35"]
     failing = build_report()
     vision = [str(gate) for gate in vision_gates(failing, failing.paths["onnx-int8"])]
     assert vision == ["max|Δ| nan/∞", "min cos nan/0.95", "rel L2 nan/0.15"]
