@@ -23,7 +23,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.checkpoints import build_qwen3_vl_checkpoint
 from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.bundle import BUNDLE_KIND, build_bundle
 from vlparity.bundle.builder import TEMPLATES_DIR
@@ -39,7 +38,7 @@ from vlparity.paths.awq import AwqOnnxPath
 from vlparity.paths.base import PathContext
 from vlparity.paths.onnx import OnnxPath
 
-FAMILIES = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]  # qwen3_vl: the random-weight checkpoint of tests/checkpoints.py
+FAMILIES = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]  # the three bundled fixtures
 MAX_NEW_TOKENS = 16
 PIXEL_ATOL = 1e-6
 VISION_ONLY = {"numpy", "onnxruntime", "PIL"}
@@ -69,8 +68,7 @@ class Bundle:
 
 
 def fixture_context(family: str, cache_dir: Path) -> PathContext:
-    model = build_qwen3_vl_checkpoint(cache_dir) if family == "qwen3_vl" else FIXTURES_DIR / family
-    return PathContext(resolve_model(model), torch.device("cpu"), torch.float32, cache_dir)
+    return PathContext(resolve_model(FIXTURES_DIR / family), torch.device("cpu"), torch.float32, cache_dir)
 
 
 def run_script(script: Path, args: list[str], blocked: tuple[str, ...] = ()) -> subprocess.CompletedProcess:

@@ -1,7 +1,8 @@
-"""Both bundled fixture families (Qwen2.5-VL with windowed vision attention, Qwen2-VL without) pass every path.
+"""Every bundled fixture family (Qwen2.5-VL with windowed vision attention, Qwen2-VL without, Qwen3-VL with DeepStack)
+passes every path.
 
 The main gate already judges the family given by ``--model`` (the Qwen2.5-VL fixture by default) sample by sample;
-this module runs every path over the other fixture family, so one ``pytest tests/parity`` covers both.
+this module runs every path over the other fixture families, so one ``pytest tests/parity`` covers all three.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from vlparity.model_source import DEFAULT_MODEL, FIXTURES_DIR
 from vlparity.pytest_plugin import settings_from_config
 from vlparity.session import ParitySession
 
-FAMILIES = ["qwen2_5_vl", "qwen2_vl"]
+FAMILIES = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
 
 
 def families_besides_the_gates(config: pytest.Config) -> list[str]:
-    """Fixture families the main gate does not judge in this run (both, when ``--model`` is another checkpoint)."""
+    """Fixture families the main gate does not judge in this run (all, when ``--model`` is another checkpoint)."""
     model = settings_from_config(config).model
     judged = Path(model if model is not None else DEFAULT_MODEL).expanduser().resolve()
     return [family for family in FAMILIES if (FIXTURES_DIR / family).resolve() != judged]

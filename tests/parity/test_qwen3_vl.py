@@ -1,6 +1,6 @@
 """Qwen3-VL: the DeepStack features travel through every path beside the image embeddings and are judged level by
-level. A random-weight checkpoint of the published structure (``tests/checkpoints.py``: patch 16, learned position
-table, three DeepStack levels into LM layers 0-2, tied embeddings) stands in until a trained fixture exists.
+level, on the trained fixture (``fixtures/qwen3_vl``: patch 16, a learned 16×16 position table, three DeepStack
+levels into LM layers 0-2, tied embeddings, interleaved MRoPE), so a token that moves is a verdict, not noise.
 
 The planted faults are the ones the family invites in the field: a level dropped to zeros (a split that forgot
 DeepStack), two levels swapped (outputs bound by position), and the position table resampled nearest-neighbour
@@ -23,6 +23,7 @@ from vlparity.adapters import adapter_for
 from vlparity.adapters.qwen3_vl import Qwen3_VLAdapter
 from vlparity.errors import UnsupportedModelError
 from vlparity.inputs import Sample
+from vlparity.model_source import FIXTURES_DIR
 from vlparity.paths.split import SplitPath
 from vlparity.report.model import CheckResult
 from vlparity.session import ParitySession
@@ -34,9 +35,11 @@ SAMPLES = [Sample((IMAGES[3],), FIRST_PROMPT), Sample((IMAGES[0], IMAGES[3]), FI
 
 @pytest.fixture(scope="module")
 def qwen3_session(parity_session: ParitySession) -> ParitySession:
-    model = build_qwen3_vl_checkpoint(parity_session.settings.cache_dir)
     settings = dataclasses.replace(
-        parity_session.settings, model=str(model), paths=("original", "split", "onnx"), max_new_tokens=MAX_NEW_TOKENS
+        parity_session.settings,
+        model=str(FIXTURES_DIR / "qwen3_vl"),
+        paths=("original", "split", "onnx"),
+        max_new_tokens=MAX_NEW_TOKENS,
     )
     return ParitySession(settings)
 

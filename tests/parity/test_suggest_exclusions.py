@@ -19,7 +19,7 @@ from vlparity.runtime.activations import tensor_scopes
 from vlparity.session import ParitySession
 
 OUTLIER = 30.0
-MLP_OUT = ("mlp.down_proj.weight", "mlp.fc2.weight")  # Qwen2.5-VL, Qwen2-VL
+MLP_OUT = ("mlp.down_proj.weight", "mlp.fc2.weight", "mlp.linear_fc2.weight")  # Qwen2.5-VL, Qwen2-VL, Qwen3-VL
 SAMPLES = VISION_SAMPLES[:3]
 
 
@@ -48,9 +48,8 @@ def _mlp_out_node(session: ParitySession) -> str:
     """The fp32 graph's node that computes block 1's MLP output projection."""
     model = onnx.load(str(session.runner("onnx-qdq").float_twin()), load_external_data=False)
     scopes = tensor_scopes(model)
-    (node,) = [
-        n.name for n in model.graph.node if scopes[n.output[0]].endswith(("blocks.1.mlp.down_proj", "blocks.1.mlp.fc2"))
-    ]
+    modules = tuple(f"blocks.1.{name.removesuffix('.weight')}" for name in MLP_OUT)
+    (node,) = [n.name for n in model.graph.node if scopes[n.output[0]].endswith(modules)]
     return node
 
 

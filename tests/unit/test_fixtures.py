@@ -16,7 +16,7 @@ from vlparity import synthetic
 from vlparity.inputs import fixture_images, fixture_prompts
 from vlparity.model_source import FIXTURES_DIR
 
-FAMILIES = ["qwen2_5_vl", "qwen2_vl"]
+FAMILIES = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -61,8 +61,10 @@ def test_vision_tower_exercises_blocks_and_merge(loaded) -> None:
         assert full and full != set(range(vision.depth)), "needs both windowed and full-attention blocks"
 
 
-def test_fixtures_stay_under_20_mb() -> None:
-    total = sum(path.stat().st_size for path in FIXTURES_DIR.rglob("*") if path.is_file())
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_fixture_stays_under_20_mb(family: str) -> None:
+    """Issues #15 and #17: ≤ 20 MB per fixture (weights, tokenizer and configs)."""
+    total = sum(path.stat().st_size for path in (FIXTURES_DIR / family).rglob("*") if path.is_file())
     assert total < 20 * 1024 * 1024
 
 
