@@ -193,7 +193,7 @@ def self_noise(settings: RunSettings, name: str, samples: list[Sample], threads:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paths", default=",".join(name for name in PATHS if name != REFERENCE_PATH))
-    parser.add_argument("--model", action="append", default=None, help="checkpoint dir (default: both fixtures)")
+    parser.add_argument("--model", action="append", default=None, help="checkpoint dir (default: every fixture)")
     parser.add_argument("--threads", default="1,2", help="thread counts for the self-noise runs (first: baseline)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "for a new path's profile when the floor is already known (docs/tolerances.md)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    models = args.model or [str(FIXTURES_DIR / "qwen2_5_vl"), str(FIXTURES_DIR / "qwen2_vl")]
+    models = args.model or [str(FIXTURES_DIR / family) for family in ("qwen2_5_vl", "qwen2_vl", "qwen3_vl")]
     names = [name for name in args.paths.split(",") if name]
     threads = [int(count) for count in args.threads.split(",") if count]
     samples = fixture_samples()

@@ -56,12 +56,16 @@ SAMPLE = Sample((min(fixture_images(), key=_area),), fixture_prompts()[0])
 MAX_NEW_TOKENS = 4
 # One layer's AWQ scales corrupted, sized to each family's KL limit (measured on SAMPLE, docs/fault-injection.md):
 # ×3 → KL 0.097 on Qwen2.5-VL (limit 0.01); Qwen2-VL's quantization floor is 21× higher (limit 0.15): ×30 → 0.23.
-SCALES_FAULT = {"qwen2_5_vl": 3, "qwen2_vl": 30}
+SCALES_FAULT = {"qwen2_5_vl": 3, "qwen2_vl": 30, "qwen3_vl": 3}
 RELATIVE_WEIGHT_FAULT = 1e-3  # "a vision block weight off by 1e-3 relative"
 ARTEFACT_DIRS = {  # where each runner keeps its files
     "split": "artefact_dir", "onnx": "onnx_dir", "onnx-bf16": "onnx_dir", "onnx-qdq": "onnx_dir", "awq": "awq_dir"
 }  # fmt: skip
-MLP_OUT = ("mlp.down_proj.", "mlp.fc2.")  # the MLP's output projection (Qwen2.5-VL, Qwen2-VL)
+MLP_OUT = (
+    "mlp.down_proj.",
+    "mlp.fc2.",
+    "mlp.linear_fc2.",
+)  # the MLP's output projection (Qwen2.5-VL, Qwen2-VL, Qwen3-VL)
 
 
 # --- planting helpers -------------------------------------------------------------------------------------------------
@@ -91,8 +95,9 @@ def edit_tensor(weights: Path, matches: Callable[[str], bool], edit: Callable[[t
 
 def perturb_merger_weight(split_dir: Path, delta: float) -> str:
     """Add ``delta`` to one merger weight of a split artefact and re-sign it (so only the parity checks notice)."""
+    main_merger = re.compile(r"(^|\.)merger\..*weight$")  # not a DeepStack level's merger (Qwen3-VL)
     key = edit_tensor(
-        split_dir / "vision" / "model.safetensors", lambda k: "merger" in k and k.endswith("weight"), add_first(delta)
+        split_dir / "vision" / "model.safetensors", lambda k: bool(main_merger.search(k)), add_first(delta)
     )
     resign(split_dir)
     return key
@@ -251,7 +256,7 @@ class Fault:
     plant: Plant
     stage: tuple[str, ...]  # texts the failure must contain: the stage and the rule that tripped
     where: str | None = None  # the text naming where the divergence starts, where the report can tell
-    families: tuple[str, ...] = ("qwen2_5_vl", "qwen2_vl")
+    families: tuple[str, ...] = ("qwen2_5_vl", "qwen2_vl", "qwen3_vl")
     changed_source: bool = False  # judged against the changed copy of the source model (stale artefacts)
     needs_awq: bool = False
 
@@ -344,6 +349,14 @@ def _swap_mrope_sections(config: dict[str, Any]) -> None:
     sections[0], sections[1] = sections[1], sections[0]
 
 
+def _shorten_mrope_height(config: dict[str, Any]) -> None:
+    """One frequency pair moved from the height section to the temporal one. Qwen3-VL interleaves the sections
+    (pair i rotates by t, h, w for i mod 3 = 0, 1, 2, up to 3 × the section length): a t/h swap of [6, 5, 5] only
+    moves pair 16, which head_dim 32 does not have — the swap changes nothing there (measured: bit-identical)."""
+    sections = config["text_config"]["rope_parameters"]["mrope_section"]
+    sections[0], sections[1] = sections[0] + 1, sections[1] - 1
+
+
 FAULTS = [
     Fault(
         "vision-block-weight-1e-3", "ONNX file: one block-2 MLP weight ×(1 + 1e-3)", "onnx", _onnx_block_weight,
@@ -368,6 +381,14 @@ FAULTS = [
         lambda b, c: _split_copy(b, c, "language", lambda d: edit_json(
             d / "config.json", _swap_mrope_sections)),
         ("tokens: ", "teacher-forced KL"), where="first diverging decoder layer: 0",
+        families=("qwen2_5_vl", "qwen2_vl"),
+    ),
+    Fault(
+        "wrong-lm-rotary-sections-interleaved",
+        "split LM config.json: M-RoPE h section one pair short ([6, 5, 5] → [7, 4, 5])", "split",
+        lambda b, c: _split_copy(b, c, "language", lambda d: edit_json(
+            d / "config.json", _shorten_mrope_height)),
+        ("tokens: ", "teacher-forced KL"), where="first diverging decoder layer: 0", families=("qwen3_vl",),
     ),
     Fault(
         "stale-export", "source weight changed (1e-3), old ONNX export forced", "onnx", _stale_export,
