@@ -43,7 +43,7 @@ METRICS = ("max_abs_err", "min_cosine", "rel_l2", "kl_max", "same_top1", "kernel
 class Outputs:
     """What one path produced on one sample in one session."""
 
-    embeddings: list[np.ndarray]
+    vision: list[np.ndarray]  # every vision output per image: the embeddings and each DeepStack level (Qwen3-VL)
     generation: Generation
     teacher_forced: np.ndarray
     kernel: float | None = None  # quantized paths: max |Δlogit| against their dequantized twin
@@ -72,7 +72,7 @@ def worst_of(pairs: Iterable[tuple[Outputs, Outputs]], settled_p: float = 0.0) -
     exact = count = 0
     for reference, candidate in pairs:
         count += 1
-        for ref, cand in zip(reference.embeddings, candidate.embeddings, strict=True):
+        for ref, cand in zip(reference.vision, candidate.vision, strict=True):
             comparison = compare_tensors(ref, cand, 0.0, 0.0)
             worst["max_abs_err"] = _worse(worst["max_abs_err"], comparison.max_abs_err, True)
             worst["min_cosine"] = _worse(worst["min_cosine"], comparison.min_token_cosine, False)
@@ -159,7 +159,7 @@ def collect(session: ParitySession, name: str, samples: list[Sample]) -> list[Ou
     """Path ``name``'s outputs on every sample (generating the reference's too: teacher forcing scores its tokens)."""
     return [
         Outputs(
-            embeddings=session.embeddings(name, sample),
+            vision=[array for arrays in session.vision_features(name, sample).named().values() for array in arrays],
             generation=session.generation(name, sample),
             teacher_forced=session.teacher_forced(name, sample),
             kernel=session.kernel_error(name, sample),

@@ -46,7 +46,8 @@ def test_a_family_override_applies_to_that_family_only() -> None:
     shared = tolerance_for("onnx-qdq").vision_min_cosine
     assert tolerance_for("onnx-qdq", "qwen2_5_vl").vision_min_cosine > shared
     assert tolerance_for("onnx-qdq", "qwen2_vl").vision_min_cosine > shared
-    assert tolerance_for("onnx-qdq", "qwen3_vl") == tolerance_for("onnx-qdq")
+    assert tolerance_for("onnx-qdq", "qwen3_vl").vision_min_cosine > shared
+    assert tolerance_for("onnx-qdq", "llava") == tolerance_for("onnx-qdq")
     assert tolerance_for("awq", "qwen2_vl") == tolerance_for("awq")
 
 
