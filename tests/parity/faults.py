@@ -39,6 +39,7 @@ from vlparity.paths import PATHS, PathContext, PathRunner
 from vlparity.paths.awq import AwqPath
 from vlparity.paths.onnx import OnnxPath
 from vlparity.paths.split import SplitPath
+from vlparity.report.model import CheckResult
 from vlparity.runtime.ort import OrtOptions
 from vlparity.session import DEFAULT_CACHE_DIR, ParitySession, RunSettings
 from vlparity.vision_features import VisionFeatures
@@ -494,6 +495,12 @@ class Outcome:
         return any(text in reason for reason in self.reasons)
 
 
+def _metrics_key(result: CheckResult) -> str:
+    """``vision[0]``, ``deepstack_1[0]`` (each DeepStack level apart), ``tokens``."""
+    name = result.series.get("output", result.check) if result.check == "deepstack" else result.check
+    return name if result.image_index is None else f"{name}[{result.image_index}]"
+
+
 def judge(fault: Fault, bench: Bench) -> Outcome:
     """Plant ``fault`` and judge it with a fresh session: vision (per image) and tokens, on ``SAMPLE``."""
     session = bench.session(fault.path, bench.changed_model if fault.changed_source else None)
@@ -508,10 +515,7 @@ def judge(fault: Fault, bench: Bench) -> Outcome:
         return Outcome((stage,), (f"{stage}: {type(exc).__name__}: {exc}",), {})
     failed = tuple(dict.fromkeys(result.check for result in results if not result.passed))
     reasons = tuple(f"{result.check}: {reason}" for result in results for reason in result.reasons)
-    metrics = {
-        result.check if result.image_index is None else f"{result.check}[{result.image_index}]": result.metrics
-        for result in results
-    }
+    metrics = {_metrics_key(result): result.metrics for result in results}
     return Outcome(failed, reasons, metrics)
 
 
@@ -545,7 +549,7 @@ def tripped(outcome: Outcome) -> str:
         return re.sub(r"(?:/[\w.+-]+)+/([\w.+-]+)", r"…/\1", first_sentence)
     cells = []
     for check, metrics in outcome.metrics.items():
-        if check.startswith("vision"):
+        if check.startswith(("vision", "deepstack")):
             cells.append(f"{check}: max |Δ| {metrics['max_abs_err']:.3g}, min cos {metrics['min_token_cosine']:.6f}")
         elif check == "tensors":
             cells.append(
