@@ -13,6 +13,7 @@ from vlparity.safe_paths import safe_join
 
 # vlparity/_fixtures links to the checkout's fixtures/ and holds its files in an installed wheel: one lookup for both
 FIXTURES_DIR = (Path(__file__).parent / "_fixtures").resolve()
+FIXTURE_FAMILIES = ("qwen2_5_vl", "qwen2_vl", "qwen3_vl")  # one trained checkpoint each under FIXTURES_DIR
 DEFAULT_MODEL = FIXTURES_DIR / "qwen2_5_vl"
 INDEX_NAME = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from vlparity.inputs import Sample, fixture_images, fixture_prompts
-from vlparity.model_source import FIXTURES_DIR
+from vlparity.model_source import FIXTURE_FAMILIES, FIXTURES_DIR
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tokens import compare_teacher_forced, compare_tokens
 from vlparity.parity.tolerances import Tolerance
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "for a new path's profile when the floor is already known (docs/tolerances.md)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    models = args.model or [str(FIXTURES_DIR / family) for family in ("qwen2_5_vl", "qwen2_vl", "qwen3_vl")]
+    models = args.model or [str(FIXTURES_DIR / family) for family in FIXTURE_FAMILIES]
     names = [name for name in args.paths.split(",") if name]
     threads = [int(count) for count in args.threads.split(",") if count]
     samples = fixture_samples()

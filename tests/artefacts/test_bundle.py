@@ -30,7 +30,7 @@ from vlparity.bundle.templates import vision_inference
 from vlparity.errors import UsageError
 from vlparity.inputs import Sample, preprocess
 from vlparity.manifest import verify_manifest
-from vlparity.model_source import FIXTURES_DIR, resolve_model
+from vlparity.model_source import FIXTURE_FAMILIES, FIXTURES_DIR, resolve_model
 from vlparity.parity.tensors import compare_tensors
 from vlparity.parity.tolerances import tolerance_for
 from vlparity.parity.verdict import judge_vision
@@ -38,7 +38,6 @@ from vlparity.paths.awq import AwqOnnxPath
 from vlparity.paths.base import PathContext
 from vlparity.paths.onnx import OnnxPath
 
-FAMILIES = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]  # the three bundled fixtures
 MAX_NEW_TOKENS = 16
 PIXEL_ATOL = 1e-6
 VISION_ONLY = {"numpy", "onnxruntime", "PIL"}
@@ -110,7 +109,7 @@ def preprocessing_mismatches(vision_out: Path, model_dir: Path, images: tuple[Pa
     return problems
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=FIXTURE_FAMILIES)
 def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     context = fixture_context(request.param, request.config.rootpath / ".vlparity-cache")
     root = build_bundle(context, tmp_path_factory.mktemp("bundle") / request.param)

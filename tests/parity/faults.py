@@ -62,11 +62,8 @@ RELATIVE_WEIGHT_FAULT = 1e-3  # "a vision block weight off by 1e-3 relative"
 ARTEFACT_DIRS = {  # where each runner keeps its files
     "split": "artefact_dir", "onnx": "onnx_dir", "onnx-bf16": "onnx_dir", "onnx-qdq": "onnx_dir", "awq": "awq_dir"
 }  # fmt: skip
-MLP_OUT = (
-    "mlp.down_proj.",
-    "mlp.fc2.",
-    "mlp.linear_fc2.",
-)  # the MLP's output projection (Qwen2.5-VL, Qwen2-VL, Qwen3-VL)
+# the MLP's output projection (Qwen2.5-VL, Qwen2-VL, Qwen3-VL)
+MLP_OUT = ("mlp.down_proj.", "mlp.fc2.", "mlp.linear_fc2.")
 
 
 # --- planting helpers -------------------------------------------------------------------------------------------------

@@ -15,18 +15,16 @@ import pytest
 from tests.samples import FIRST_PROMPT, IMAGES
 from vlparity.eval_sets import EvalSet
 from vlparity.inputs import Sample
-from vlparity.model_source import DEFAULT_MODEL, FIXTURES_DIR
+from vlparity.model_source import DEFAULT_MODEL, FIXTURE_FAMILIES, FIXTURES_DIR
 from vlparity.pytest_plugin import settings_from_config
 from vlparity.session import ParitySession
-
-FAMILIES = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
 
 
 def families_besides_the_gates(config: pytest.Config) -> list[str]:
     """Fixture families the main gate does not judge in this run (all, when ``--model`` is another checkpoint)."""
     model = settings_from_config(config).model
     judged = Path(model if model is not None else DEFAULT_MODEL).expanduser().resolve()
-    return [family for family in FAMILIES if (FIXTURES_DIR / family).resolve() != judged]
+    return [family for family in FIXTURE_FAMILIES if (FIXTURES_DIR / family).resolve() != judged]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -26,7 +26,7 @@ def test_fixed_shape_onnx_path_matches_original(parity_session: ParitySession, u
     report = session.run([*samples, Sample((IMAGES[0], IMAGES[3]), FIRST_PROMPT)])
     checks = report.paths["onnx"].checks
     failures = [f"{c.check} {c.sample_id}: {c.reasons}" for c in checks if not c.passed]
-    levels = parity_session.context.source.config["vision_config"].get("deepstack_visual_indexes", [])
+    levels = vision.get("deepstack_visual_indexes", [])
     assert {c.check for c in checks} == {"vision", "tokens"} | ({"deepstack"} if levels else set())
     assert not failures, "\n".join(failures)
     assert report.paths["onnx"].details["static_shape"] == str(shape)

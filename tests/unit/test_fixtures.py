@@ -14,12 +14,10 @@ from torch import nn
 
 from vlparity import synthetic
 from vlparity.inputs import fixture_images, fixture_prompts
-from vlparity.model_source import FIXTURES_DIR
-
-FAMILIES = ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
+from vlparity.model_source import FIXTURE_FAMILIES, FIXTURES_DIR
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=FIXTURE_FAMILIES)
 def loaded(request: pytest.FixtureRequest):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -61,7 +59,7 @@ def test_vision_tower_exercises_blocks_and_merge(loaded) -> None:
         assert full and full != set(range(vision.depth)), "needs both windowed and full-attention blocks"
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", FIXTURE_FAMILIES)
 def test_each_fixture_stays_under_20_mb(family: str) -> None:
     """Issues #15 and #17: ≤ 20 MB per fixture (weights, tokenizer and configs)."""
     total = sum(path.stat().st_size for path in (FIXTURES_DIR / family).rglob("*") if path.is_file())
