@@ -34,7 +34,7 @@ from vlparity.export.onnx_vision import MODEL_NAME
 from vlparity.hashing import tree_sha256
 from vlparity.inputs import Sample, fixture_images, fixture_prompts
 from vlparity.manifest import MANIFEST_NAME
-from vlparity.model_source import resolve_model
+from vlparity.model_source import FIXTURE_FAMILIES, resolve_model
 from vlparity.paths import PATHS, PathContext, PathRunner
 from vlparity.paths.awq import AwqPath
 from vlparity.paths.onnx import OnnxPath
@@ -254,7 +254,7 @@ class Fault:
     plant: Plant
     stage: tuple[str, ...]  # texts the failure must contain: the stage and the rule that tripped
     where: str | None = None  # the text naming where the divergence starts, where the report can tell
-    families: tuple[str, ...] = ("qwen2_5_vl", "qwen2_vl", "qwen3_vl")
+    families: tuple[str, ...] = FIXTURE_FAMILIES
     changed_source: bool = False  # judged against the changed copy of the source model (stale artefacts)
     needs_awq: bool = False
 
