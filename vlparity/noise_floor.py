@@ -66,9 +66,10 @@ def _worse(current: float, value: float, higher_is_worse: bool) -> float:
 def worst_of(pairs: Iterable[tuple[Outputs, Outputs]], settled_p: float = 0.0) -> dict[str, float]:
     """Worst value of every metric over (reference, candidate) output pairs: what a tolerance must clear (over every
     step, the ambiguous ones included); also how many teacher-forced steps a ``settled_p`` allowance leaves ungated and
-    the reference's lowest top-1 probability (how close the fixtures come to a hesitating reference)."""
+    the reference's lowest top-1 probability (how close the fixtures come to a hesitating reference), and KL and
+    same-top-1 over the settled steps only (what ``kl_max`` and ``same_top1_min`` gate)."""
     worst = {"max_abs_err": 0.0, "min_cosine": 1.0, "rel_l2": 0.0, "kl_max": 0.0, "same_top1": 1.0, "kernel": 0.0}
-    worst.update(steps=0, ambiguous_steps=0, min_reference_p=1.0)
+    worst.update(steps=0, ambiguous_steps=0, min_reference_p=1.0, settled_kl_max=0.0, settled_same_top1=1.0)
     exact = count = 0
     for reference, candidate in pairs:
         count += 1
@@ -85,6 +86,8 @@ def worst_of(pairs: Iterable[tuple[Outputs, Outputs]], settled_p: float = 0.0) -
         worst["min_reference_p"] = min(worst["min_reference_p"], _min_top1_probability(reference.teacher_forced))
         worst["kl_max"] = _worse(worst["kl_max"], forced.kl_max, True)
         worst["same_top1"] = _worse(worst["same_top1"], forced.same_top1_rate, False)
+        worst["settled_kl_max"] = _worse(worst["settled_kl_max"], forced.settled_kl_max, True)
+        worst["settled_same_top1"] = _worse(worst["settled_same_top1"], forced.settled_same_top1_rate, False)
         if candidate.kernel is not None:
             worst["kernel"] = _worse(worst["kernel"], candidate.kernel, True)
         exact += tokens.exact
@@ -148,7 +151,12 @@ def format_row(label: str, worst: dict[str, float], limits: dict[str, float] | N
             limit = limits[metric]
             cell += f" (limit {limit:.{digits}g}, margin {format_margin(margin(metric, worst[metric], limit))})"
         cells.append(cell)
-    steps = f"  ambiguous steps {worst['ambiguous_steps']:.0f}/{worst['steps']:.0f}" if limits is not None else ""
+    steps = ""
+    if limits is not None:
+        steps = (
+            f"  ambiguous steps {worst['ambiguous_steps']:.0f}/{worst['steps']:.0f} (settled steps: KL"
+            f" {worst['settled_kl_max']:.3g}, same top-1 {worst['settled_same_top1']:.7g})"
+        )
     return (
         f"{label}: {'  '.join(cells)}  min reference p {worst['min_reference_p']:.3g}{steps}  "
         f"exact tokens {worst['exact_token_samples']:.0%}"

@@ -141,17 +141,20 @@ def shape_polygon(scene: ShapeScene) -> list[tuple[float, float]]:
     return [(cx + px * cos - py * sin, cy + px * sin + py * cos) for px, py in points]
 
 
-def shape_mask(scene: ShapeScene) -> Image.Image:
-    """Where the shape is: 255 inside, 0 outside (greyscale, the image's size)."""
-    mask = Image.new("L", (scene.width, scene.height), 0)
-    ImageDraw.Draw(mask).polygon(shape_polygon(scene), fill=255)
-    return mask
+def shape_mask(scene: ShapeScene, supersample: int = 1) -> Image.Image:
+    """Where the shape is: 255 inside, 0 outside (greyscale, the image's size); with ``supersample`` > 1 drawn that
+    many times larger and box-filtered down, so that edges are anti-aliased as a camera or a renderer draws them."""
+    big = Image.new("L", (scene.width * supersample, scene.height * supersample), 0)
+    outline = [(x * supersample, y * supersample) for x, y in shape_polygon(scene)]
+    ImageDraw.Draw(big).polygon(outline, fill=255)
+    return big if supersample == 1 else big.resize((scene.width, scene.height), Image.Resampling.BOX)
 
 
-def render(scene: ShapeScene) -> Image.Image:
-    """Render ``scene`` to an RGB image; the same scene always gives the same pixels."""
+def render(scene: ShapeScene, mask: Image.Image | None = None) -> Image.Image:
+    """Render ``scene`` to an RGB image; the same scene always gives the same pixels. ``mask``: the scene's
+    ``shape_mask`` where the caller has it already (an anti-aliased one costs as much as the rest of the image)."""
     pixels = _background(scene)
-    alpha = np.asarray(shape_mask(scene), dtype=np.float32)[..., None] / 255.0
+    alpha = np.asarray(shape_mask(scene) if mask is None else mask, dtype=np.float32)[..., None] / 255.0
     fill = np.clip(np.array(COLORS[scene.color]) + np.array(scene.tint), 0, 255).astype(np.float32)
     pixels = pixels * (1 - alpha) + fill * alpha
     if scene.noise:

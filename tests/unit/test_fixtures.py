@@ -122,24 +122,35 @@ def test_trained_fixtures_answer_easy_vqa_test_questions(loaded) -> None:
     assert result.accuracy >= 0.9, result.failures[:20]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #15 open: captions on the independent drawer 64.5 % (Qwen2.5-VL) / 66.5 % (Qwen2-VL) / 63 % "
-    "(Qwen3-VL) of 200; rotated (17.5-20 %) and small (52.5-62.5 %) shapes are misread (README, Fixtures)",
-)
-def test_trained_fixtures_caption_an_independent_drawers_images(loaded) -> None:
-    """Light, noisy and textured backgrounds, small and rotated shapes, from a drawer the fixtures never trained on:
-    ≥ 90 % exact captions over the five conditions (the issue's target; strict: passing it ends the xfail)."""
+@pytest.fixture(scope="module")
+def drawer_captions(loaded) -> dict[str, synthetic.Evaluation]:
+    """The independent drawer's 40 images per condition (the README's figures), captioned once per family."""
     _, model, processor = loaded
-    result = _builder().field_accuracy(model, processor, 10)["all"]
+    return _builder().field_accuracy(model, processor, 40)
+
+
+def test_trained_fixtures_caption_an_independent_drawers_images(
+    loaded, drawer_captions, request: pytest.FixtureRequest
+) -> None:
+    """Light, noisy and textured backgrounds, small and rotated shapes, from a drawer the fixtures never trained on:
+    ≥ 90 % exact captions over the five conditions' 200 images (issue #15's target)."""
+    if loaded[0] == "qwen3_vl":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="Qwen3-VL keeps the one-phase recipe's weights (63 % of 200): the two-phase recipe's builds "
+                "read 90-92 % but their DeepStack levels do not survive onnx-qdq (min cosine -0.03 and 0.002; "
+                "docs/engineering-notes.md, session 15)",
+            )
+        )
+    result = drawer_captions["all"]
     assert result.accuracy >= 0.9, result.failures
 
 
-def test_trained_fixtures_caption_the_drawers_light_backgrounds(loaded) -> None:
+def test_trained_fixtures_caption_the_drawers_light_backgrounds(drawer_captions) -> None:
     """What the first fixtures failed most (1 of 14 right) and the retrained ones read: light backgrounds from the
     independent drawer, ≥ 90 %."""
-    _, model, processor = loaded
-    result = _builder().field_accuracy(model, processor, 40)["light"]  # the README's 40 per condition
+    result = drawer_captions["light"]
     assert result.accuracy >= 0.9, result.failures
 
 

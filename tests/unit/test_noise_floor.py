@@ -83,10 +83,13 @@ def test_a_nan_in_one_sample_makes_the_worst_value_non_finite_and_the_margin_zer
 def test_a_row_prints_value_limit_and_margin() -> None:
     worst = {"max_abs_err": 1e-5, "min_cosine": 1.0, "rel_l2": 0.0, "kl_max": 0.0, "same_top1": 1.0, "kernel": 0.0}
     counts = {"exact_token_samples": 1.0, "min_reference_p": 0.5, "steps": 20, "ambiguous_steps": 1}
-    row = format_row("onnx vs original", {**worst, **counts}, LIMITS)
+    settled = {"settled_kl_max": 0.0, "settled_same_top1": 1.0}
+    row = format_row("onnx vs original", {**worst, **counts, **settled}, LIMITS)
     assert "max_abs_err 1e-05 (limit 0.0001, margin 10×)" in row
     assert "kernel 0 (limit 0.02, margin ∞)" in row
-    assert row.endswith("min reference p 0.5  ambiguous steps 1/20  exact tokens 100%")
+    assert row.endswith(
+        "min reference p 0.5  ambiguous steps 1/20 (settled steps: KL 0, same top-1 1)  exact tokens 100%"
+    )
 
 
 def test_worst_of_counts_the_steps_a_settled_p_allowance_leaves_ungated() -> None:
@@ -108,3 +111,12 @@ def test_no_self_noise_prints_only_the_path_rows(
     assert noise_floor.main(["--paths", "onnx,onnx-bf16", "--no-self-noise", "--model", "fixture"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert [row.split(":")[0] for row in rows] == ["fixture onnx vs original", "fixture onnx-bf16 vs original"]
+
+
+def test_worst_of_judges_kl_and_same_top1_apart_on_the_settled_steps() -> None:
+    reference = np.array([[9.0, 0.0, 0.0], [1.0, 0.9, 0.0], [0.0, 9.0, 0.0]])  # step 1: the reference hesitates
+    candidate = np.array([[9.0, 0.0, 0.0], [0.9, 1.0, 0.0], [0.0, 9.0, 0.0]])  # flips only the hesitating step
+    embedding = np.ones((2, 4))
+    worst = worst_of([(outputs(embedding, reference), outputs(embedding, candidate))], settled_p=0.9)
+    assert worst["same_top1"] == pytest.approx(2 / 3) and worst["kl_max"] > 0
+    assert worst["settled_same_top1"] == 1.0 and worst["settled_kl_max"] == pytest.approx(0.0, abs=1e-12)

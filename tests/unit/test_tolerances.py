@@ -43,10 +43,12 @@ def test_unknown_path_has_no_profile() -> None:
 
 
 def test_a_family_override_applies_to_that_family_only() -> None:
-    shared = tolerance_for("onnx-qdq").vision_min_cosine
-    assert tolerance_for("onnx-qdq", "qwen2_5_vl").vision_min_cosine > shared
-    assert tolerance_for("onnx-qdq", "qwen2_vl").vision_min_cosine > shared
-    assert tolerance_for("onnx-qdq", "qwen3_vl").vision_min_cosine > shared
+    shared = tolerance_for("onnx-qdq")
+    assert tolerance_for("onnx-qdq", "qwen2_5_vl").vision_min_cosine < shared.vision_min_cosine  # its own floor
+    assert tolerance_for("onnx-qdq", "qwen2_5_vl").vision_max_rel_l2 > shared.vision_max_rel_l2
+    assert tolerance_for("onnx-qdq", "qwen2_vl").vision_min_cosine > shared.vision_min_cosine
+    assert tolerance_for("onnx-qdq", "qwen3_vl").vision_min_cosine > shared.vision_min_cosine
+    assert tolerance_for("onnx-qdq", "qwen2_vl").vision_max_rel_l2 == shared.vision_max_rel_l2  # key not overridden
     assert tolerance_for("onnx-qdq", "llava") == tolerance_for("onnx-qdq")
     assert tolerance_for("awq", "qwen2_vl") == tolerance_for("awq")
 
